@@ -1,0 +1,80 @@
+"""``vaelab train``: turn a data set into a trained AE or VAE run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._options import build_config, config_options, overrides
+
+# What may change when a run is resumed; everything else must match the saved config.
+RESUMABLE = {("train", "epochs"), ("train", "device"), ("train", "threads"), ("train", "report"),
+             ("train", "log_every"), ("train", "eval_batch_size")}
+
+
+def unique_run_dir(base: Path) -> Path:
+    if not base.exists():
+        return base
+    i = 2
+    while Path(f"{base}-{i}").exists():
+        i += 1
+    return Path(f"{base}-{i}")
+
+
+@click.command("train", context_settings={"max_content_width": 110})
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="TOML file with [model], [data] and [train] tables; flags override it.")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="run directory to write (default: runs/MODEL-DATA, numbered if taken).")
+@click.option("--resume", is_flag=True, help="continue the run in --out from its last checkpoint.")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar.")
+@config_options
+def command(config_file, out, resume, quiet, **kwargs):
+    """Train an autoencoder or VAE and write a run directory.
+
+    \b
+    Examples:
+      vaelab train --data mnist-5k --model conv-vae --epochs 20
+      vaelab train --data fashion-mnist --binarize dynamic --epochs 10 --out runs/fmnist
+      vaelab train --out runs/fmnist --resume            # after an interruption
+      torchrun --nproc-per-node 2 -m vaelab train ...     # DDP over 2 processes
+    """
+    from ..errors import VaelabError
+    from ..runs import CONFIG_FILE, read_config
+    from ..training import train
+
+    flags = overrides(kwargs)
+    if resume:
+        if out is None:
+            raise VaelabError("--resume needs --out RUN_DIR, the run to continue")
+        if config_file is not None:
+            raise VaelabError("--resume continues a run with its saved config; drop --config")
+        saved = read_config(out / CONFIG_FILE) if (out / CONFIG_FILE).exists() else None
+        if saved is None:
+            raise VaelabError(f"has no {CONFIG_FILE} to resume from", out)
+        for section, values in flags.items():
+            for name, value in values.items():
+                if (section, name) not in RESUMABLE and getattr(getattr(saved, section), name) != value:
+                    raise VaelabError(f"a resumed run keeps its settings; {section}.{name} cannot change "
+                                      f"(only {', '.join(sorted(n for _, n in RESUMABLE))} can)")
+                setattr(getattr(saved, section), name, value)
+        config = build_config(None, {s: vars(getattr(saved, s)) for s in ("model", "data", "train")})
+    else:
+        config = build_config(config_file, flags)
+        if out is None:
+            out = unique_run_dir(Path("runs") / f"{config.model.name}-{config.data.name.replace(':', '-').replace('/', '-')}")
+    result = train(config, out, resume=resume, progress=not quiet)
+    final = result.final
+    if final:
+        parts = [f"{result.epochs} epochs, {result.steps} steps in {result.seconds:.0f} s"]
+        if "test_neg_elbo" in final:
+            parts.append(f"test −ELBO {final['test_neg_elbo']:.2f} nats/image "
+                         f"(reconstruction {final['test_reconstruction']:.2f}, KL {final['test_kl']:.2f})")
+        click.echo("; ".join(parts))
+        if config.train.report:
+            from ..report import write_report
+
+            path = write_report(out)
+            click.echo(f"report: {path}")
+        click.echo(f"run directory: {out}")

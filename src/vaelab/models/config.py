@@ -1,0 +1,22 @@
+"""The model section of a run's config (``[model]`` in ``config.toml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import option
+
+
+@dataclass
+class ModelConfig:
+    name: str = option("conv-vae", "registry name of the model (see `vaelab models`)")
+    latent_dim: int = option(32, "size of the bottleneck n_b (Def. 2.1.7): latent dimensions", min=1, max=4096)
+    hidden: list[int] = option([], "hidden widths (MLP) or channels per stage (conv); empty = the model's default", min=1)
+    dense_width: int = option(256, "conv models: width of the dense layer between conv features and latent (0 = none)", min=0)
+    activation: str = option("relu", "activation φ of every hidden layer (Def. 1.1.1): relu, leaky_relu, elu, gelu, tanh, sigmoid, softplus")
+    likelihood: str = option("bernoulli", "pixel likelihood p(x|z): bernoulli (BCE from logits) or gaussian (MSE)", choices=("bernoulli", "gaussian"))
+    sigma: float = option(0.1, "gaussian likelihood: fixed pixel noise σ (initial value when learned)", min=1e-4, max=10.0)
+    learn_sigma: bool = option(False, "gaussian likelihood: learn one σ per channel instead of fixing it")
+    beta: float = option(1.0, "weight β of the KL term: 1 is the VAE, other values the β-VAE", min=0.0)
+    objective: str = option("", "training objective: elbo or iwae; empty = the model's own default")
+    iw_samples: int = option(1, "samples K per image for the iwae objective", min=1, max=4096)

@@ -1,0 +1,45 @@
+"""Decoder heads: turn the decoder's output tensor into p(x|z).
+
+Bernoulli: the output is logits (BCE from logits, Ex. 2.1.2 made numerically stable).
+Gaussian:  the output passes a sigmoid to become the mean in [0, 1]; σ is fixed or learned
+           per channel (a learned σ is a parameter of the model and saved with it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from ..distributions import Bernoulli, Gaussian
+from .config import ModelConfig
+
+
+class BernoulliHead(nn.Module):
+    kind = "bernoulli"
+
+    def forward(self, x_hat: torch.Tensor) -> Bernoulli:
+        return Bernoulli(x_hat)
+
+
+class GaussianHead(nn.Module):
+    kind = "gaussian"
+
+    def __init__(self, channels: int, sigma: float, learn: bool):
+        super().__init__()
+        log_sigma = torch.full((channels, 1, 1), math.log(sigma))
+        if learn:
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:
+            self.register_buffer("log_sigma", log_sigma)
+
+    def forward(self, x_hat: torch.Tensor) -> Gaussian:
+        # Bounded below so a learned σ cannot collapse to zero on constant pixels.
+        return Gaussian(torch.sigmoid(x_hat), self.log_sigma.clamp(min=math.log(1e-3)))
+
+
+def make_head(config: ModelConfig, channels: int) -> nn.Module:
+    if config.likelihood == "bernoulli":
+        return BernoulliHead()
+    return GaussianHead(channels, config.sigma, config.learn_sigma)

@@ -1,0 +1,184 @@
+"""Checkpoints that survive being killed at any moment, and never execute code on load.
+
+``checkpoint.safetensors`` is the single source of truth: model weights, optimiser tensors
+and RNG states as tensors, and the rest (step, epoch, optimiser hyper-parameters, schedule
+state, early-stopping counters) as JSON in the file's metadata. It is written atomically,
+so a kill leaves the previous checkpoint or the new one. ``checkpoint.json`` is a readable
+mirror written right after, carrying the SHA-256 of the tensor file; on resume it must agree
+with the tensor file (a kill between the two writes is recognised and healed, an edit is
+refused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import VaelabError
+from ..fileio import atomic_open, atomic_write_json, read_bytes
+
+CHECKPOINT_FORMAT = 1
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """Atomically write a safetensors file; returns the SHA-256 of its bytes."""
+    from safetensors.torch import save
+
+    data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+    return _sha256(data)
+
+
+def load_weights(path: Path, max_bytes: int = 8 << 30, data: bytes | None = None
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file -> (tensors, metadata); any damage is a one-line error."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    data = read_bytes(path, "weights file", max_bytes) if data is None else data
+    try:
+        tensors = load(data)
+        meta = _metadata(data)
+    except (SafetensorError, ValueError, RuntimeError, OverflowError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise VaelabError(f"is damaged or not a safetensors file ({str(exc).splitlines()[0][:200]})", path) from None
+    return tensors, meta
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    # The safetensors header: 8-byte little-endian length, then JSON with "__metadata__".
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n].decode("utf-8"))
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise ValueError("metadata is not a table")
+    return {str(k): str(v) for k, v in meta.items()}
+
+
+# -- optimiser and scheduler state as tensors + JSON ---------------------------------------
+def _split_state(prefix: str, state: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Replace tensors inside a nested state dict by references stored in ``tensors``."""
+    if isinstance(state, torch.Tensor):
+        key = f"{prefix}"
+        tensors[key] = state
+        return {"__tensor__": key}
+    if isinstance(state, dict):
+        return {str(k): _split_state(f"{prefix}.{k}", v, tensors) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return [_split_state(f"{prefix}.{i}", v, tensors) for i, v in enumerate(state)]
+    if isinstance(state, float) and not math.isfinite(state):
+        return {"__float__": repr(state)}
+    if state is None or isinstance(state, (bool, int, float, str)):
+        return state
+    raise TypeError(f"cannot store {type(state).__name__} in a checkpoint")
+
+
+def _join_state(state: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(state, dict):
+        if set(state) == {"__tensor__"}:
+            return tensors[state["__tensor__"]]
+        if set(state) == {"__float__"}:
+            return float(state["__float__"])
+        return {k: _join_state(v, tensors) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_join_state(v, tensors) for v in state]
+    return state
+
+
+def _optimizer_from_json(state: dict) -> dict:
+    """JSON turned int keys into strings and tuples into lists; undo what torch cares about."""
+    out = dict(state)
+    out["state"] = {int(k): v for k, v in state.get("state", {}).items()}
+    groups = []
+    for group in state.get("param_groups", []):
+        group = dict(group)
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+        groups.append(group)
+    out["param_groups"] = groups
+    return out
+
+
+def save_checkpoint(run_dir: Path, model, optimizer, scheduler, train_state: dict, rng: dict[str, torch.Tensor]) -> None:
+    tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in model.state_dict().items()}
+    optim_json = _split_state("optim", optimizer.state_dict(), tensors)
+    sched_state = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
+    sched_json = _split_state("sched", sched_state, tensors)
+    for name, value in rng.items():
+        tensors[f"rng.{name}"] = value
+    record = {"format": CHECKPOINT_FORMAT, "state": _split_state("state", train_state, tensors), "optimizer": optim_json, "scheduler": sched_json,
+              "rng": sorted(rng)}
+    meta = {"vaelab_checkpoint": json.dumps(record, sort_keys=True)}
+    sha = save_tensors(run_dir / "checkpoint.safetensors", tensors, meta)
+    atomic_write_json(run_dir / "checkpoint.json", {**record, "sha256": sha, "tensors": "checkpoint.safetensors"})
+
+
+def load_checkpoint(run_dir: Path) -> dict:
+    """-> {"model": state_dict, "optimizer": ..., "scheduler": ..., "state": ..., "rng": {...}}."""
+    path = run_dir / "checkpoint.safetensors"
+    json_path = run_dir / "checkpoint.json"
+    if not path.is_file():
+        raise VaelabError("holds no checkpoint to resume from (checkpoint.safetensors is missing)", run_dir)
+    raw = read_bytes(path, "checkpoint", 16 << 30)
+    tensors, meta = load_weights(path, data=raw)
+    try:
+        record = json.loads(meta["vaelab_checkpoint"])
+        if record.get("format") != CHECKPOINT_FORMAT:
+            raise VaelabError(f"has checkpoint format {record.get('format')!r}; this vaelab reads "
+                              f"{CHECKPOINT_FORMAT}", path)
+        state = _join_state(record["state"], {})
+        if not isinstance(state, dict):
+            raise TypeError("state is not a table")
+        int(state["epoch"]), int(state["step"])
+    except VaelabError:
+        raise
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError):
+        raise VaelabError("lacks valid vaelab checkpoint metadata", path) from None
+    sha = _sha256(raw)
+    _check_mirror(json_path, record, sha)
+    try:
+        return {
+            "model": {k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
+            "optimizer": _optimizer_from_json(_join_state(record["optimizer"], tensors)),
+            "scheduler": _join_state(record["scheduler"], tensors),
+            "state": state,
+            "rng": {name: tensors[f"rng.{name}"] for name in record["rng"]},
+        }
+    except (KeyError, TypeError, AttributeError):
+        raise VaelabError("is inconsistent: its metadata names tensors it does not hold", path) from None
+
+
+def _check_mirror(json_path: Path, record: dict, sha: str) -> None:
+    from ..fileio import read_json
+
+    if not json_path.exists():
+        atomic_write_json(json_path, {**record, "sha256": sha, "tensors": "checkpoint.safetensors"})
+        return
+    mirror = read_json(json_path, "checkpoint metadata")
+    if not isinstance(mirror, dict):
+        raise VaelabError("is not a JSON object; delete it to rebuild it from checkpoint.safetensors", json_path)
+    if mirror.get("sha256") == sha:
+        body = {k: v for k, v in mirror.items() if k not in ("sha256", "tensors")}
+        if body != record:
+            raise VaelabError("was edited: it no longer matches checkpoint.safetensors; delete it to rebuild it "
+                              "from the checkpoint", json_path)
+        return
+    try:
+        older = int(mirror["state"]["step"]) <= int(record["state"]["step"])
+    except (KeyError, TypeError, ValueError):
+        older = False
+    if older:
+        # Killed between writing the tensors and their mirror: the tensor file is the truth.
+        atomic_write_json(json_path, {**record, "sha256": sha, "tensors": "checkpoint.safetensors"})
+        return
+    raise VaelabError("does not match checkpoint.safetensors (its checksum differs); the files were edited or "
+                      "mixed up — delete checkpoint.json to rebuild it from the checkpoint", json_path)
