@@ -229,6 +229,9 @@ _FACTORIES: dict[str, tuple[Callable[..., nn.Module], str | None]] = {
     "identity": (nn.Identity, None),
 }
 
+# torch modules that are activation functions in the sense of Def. 1.1.1 by construction
+_TRUSTED = (nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.ELU, nn.GELU, nn.Softplus, nn.Identity)
+
 #: The names `get_activation` understands.
 ACTIVATIONS: tuple[str, ...] = tuple(_FACTORIES)
 
@@ -240,12 +243,15 @@ def get_activation(spec: str | Callable[[torch.Tensor], torch.Tensor] | nn.Modul
     with its parameter after a colon: ``"leaky_relu:0.2"`` (α), ``"elu:1.0"`` (α),
     ``"softplus:2"`` (β). The parameter may also be passed as a keyword
     (``get_activation("leaky_relu", alpha=0.2)``). Any other callable is wrapped in
-    :class:`Activation` and checked; an existing :class:`Activation` is returned as is.
+    :class:`Activation` and checked; an existing :class:`Activation` or an instance of one of
+    torch's modules for these functions (``nn.ReLU``, ``nn.Tanh``, …) is returned as is.
 
     Raises :class:`VaelabError` for unknown names (listing the choices), malformed
     parameters and callables that fail the checks of :class:`Activation`.
     """
-    if isinstance(spec, Activation):
+    if isinstance(spec, (Activation, _TRUSTED)):
+        # already an activation: checked on construction, or one of torch's own, which
+        # evaluate the formulas above and need no probing
         if kwargs:
             raise VaelabError("parameters can only be given together with an activation name")
         return spec
@@ -254,8 +260,8 @@ def get_activation(spec: str | Callable[[torch.Tensor], torch.Tensor] | nn.Modul
             raise VaelabError("parameters can only be given together with an activation name")
         return Activation(spec)
 
-    text = spec.strip().lower().replace("-", "_")
-    base, sep, arg = text.partition(":")
+    head, sep, arg = spec.strip().partition(":")
+    base = head.strip().lower().replace("-", "_")
     if base not in _FACTORIES:
         raise VaelabError(f"unknown activation {spec!r}; choose one of: {', '.join(ACTIVATIONS)} (or pass a callable)")
     factory, param = _FACTORIES[base]

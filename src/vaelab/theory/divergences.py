@@ -63,14 +63,17 @@ def kl_diag_gaussians(
 
     Per coordinate: ½ [log σ_q² − log σ_p² + (σ_p² + (μ_p − μ_q)²)/σ_q² − 1], summed over the
     last dimension. Inputs broadcast; shape (..., D) → (...). ``mu_q``/``logvar_q`` default to
-    0, i.e. q = N(0, I), the usual VAE prior. Computed directly rather than as H_q − H, which
-    would subtract two ½ log 2π terms and lose precision for nearly equal p and q.
+    0, i.e. q = N(0, I), the usual VAE prior.
+
+    With δ = log σ_p² − log σ_q² the bracket is (e^δ − 1 − δ) + (μ_p − μ_q)²/σ_q², and it is
+    computed in that form: ``expm1(δ) − δ`` has no cancellation for nearly equal variances, is
+    never negative in floating point, and is exactly 0 for p = q — so D_KL(p ‖ p) = 0 exactly,
+    as Def. 3.1.1 demands. (H_q − H, Remark 3.1.4, would subtract two ½ log 2π terms instead.)
     """
     mu_q = _standard(mu_p, mu_q)
     logvar_q = _standard(logvar_p, logvar_q)
-    per_coordinate = 0.5 * (
-        logvar_q - logvar_p + (torch.exp(logvar_p) + (mu_p - mu_q).square()) * torch.exp(-logvar_q) - 1.0
-    )
+    delta = logvar_p - logvar_q
+    per_coordinate = 0.5 * ((torch.expm1(delta) - delta) + (mu_p - mu_q).square() * torch.exp(-logvar_q))
     return per_coordinate.sum(dim=-1)
 
 
