@@ -185,3 +185,14 @@ def test_autoencoder_refuses_mismatched_parts():
         Autoencoder(DenseNetwork("8-16-4"), Decoder("4-8"))
     with pytest.raises(VaelabError):
         Autoencoder(torch.nn.Linear(3, 2), Decoder("2-3"))
+
+
+def test_the_thesis_figures_as_width_lists():
+    # Fig. 1.1: input 4, hidden 3, 4, 5, 3, 7, output 2 — six layers
+    fig_1_1 = DenseNetwork("4-3-4-5-3-7-2")
+    assert fig_1_1.depth == 6 and fig_1_1(torch.zeros(1, 4)).shape == (1, 2)
+    # Figs. 2.2, 2.3, 2.1: encoder 5-4-3-2, decoder 2-3-4-5, and the autoencoder with bottleneck 2
+    encoder, decoder = Encoder("5-4-3-2"), Decoder("2-3-4-5")
+    ae = Autoencoder(encoder, decoder)
+    assert ae.bottleneck == 2 and ae.depth == 6
+    assert compose(encoder, decoder).widths == (5, 4, 3, 2, 3, 4, 5)
