@@ -1,0 +1,86 @@
+"""One pass over a split that gathers every per-image number that needs one encoding.
+
+For each image: the ELBO's two terms (reconstruction −log p(x|z) with one z ~ q(z|x), and
+the closed-form KL(q(z|x) ‖ p(z)), Def. 3.1.1), the KL of every latent dimension, the
+posterior mean, and the reconstruction's MSE, PSNR and SSIM. The reconstruction is the
+decoder's mean at the posterior mean, E[x | z = μ(x)], compared with the input itself (for
+binarised runs, the binarised image the model was given).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from . import reconstruction as rec
+from .likelihood import EvaluationView, _as_uint8_tensor, _device_of
+
+
+@dataclass
+class ImagePassResult:
+    """Per-image tensors on the CPU (float64 unless noted), N images, D latent dimensions."""
+
+    reconstruction: torch.Tensor         # (N,) −log p(x|z), z ~ q(z|x) (AE: z = f_e(x)), nats
+    kl: torch.Tensor | None              # (N,) KL(q‖p), nats; None for plain autoencoders
+    kl_per_dim: torch.Tensor | None      # (N, D) KL per latent dimension; None for autoencoders
+    posterior_means: torch.Tensor        # (N, D) float32: μ(x) (AE: the code f_e(x))
+    mse: torch.Tensor                    # (N,)
+    psnr: torch.Tensor                   # (N,) dB
+    ssim: torch.Tensor                   # (N,)
+    ssim_window: int
+
+    @property
+    def neg_elbo(self) -> torch.Tensor:
+        """(N,) −ELBO = reconstruction + KL (for an AE: the reconstruction term alone)."""
+        return self.reconstruction if self.kl is None else self.reconstruction + self.kl
+
+
+def image_pass(model, images, batch_size: int = 500, seed: int = 0,
+               progress: Callable[[int], None] | None = None) -> ImagePassResult:
+    """Encode, sample and reconstruct every image of ``images`` (uint8 (N, C, H, W)) once."""
+    images = _as_uint8_tensor(images)
+    device = _device_of(model)
+    view = EvaluationView(model)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("rec", "kl", "kl_dim", "mean", "mse", "psnr", "ssim")}
+    with torch.inference_mode():
+        for start in range(0, images.shape[0], batch_size):
+            x = images[start:start + batch_size].to(device).float().div_(255.0)
+            if model.is_variational:
+                posterior = view.encode(x)
+                z, means = posterior.sample(generator), posterior.mean
+                kl_dim = posterior.kl_per_dim(view.prior(x.shape[0])).double()
+                parts["kl_dim"].append(kl_dim.cpu())
+                parts["kl"].append(kl_dim.sum(dim=1).cpu())
+            else:
+                z = means = view.encode(x)
+            parts["rec"].append((-view.likelihood(view.decode(z)).log_prob(x)).double().cpu())
+            x_rec = model.decode_mean(means)
+            parts["mean"].append(means.float().cpu())
+            parts["mse"].append(rec.mse(x_rec, x).cpu())
+            parts["psnr"].append(rec.psnr(x_rec, x).cpu())
+            parts["ssim"].append(rec.ssim(x_rec, x).cpu())
+            if progress is not None:
+                progress(x.shape[0])
+    cat = {k: torch.cat(v) if v else None for k, v in parts.items()}
+    _, _, H, W = images.shape
+    return ImagePassResult(reconstruction=cat["rec"], kl=cat["kl"], kl_per_dim=cat["kl_dim"],
+                           posterior_means=cat["mean"], mse=cat["mse"], psnr=cat["psnr"], ssim=cat["ssim"],
+                           ssim_window=rec.ssim_window_size(H, W))
+
+
+def latent_means(model, images, batch_size: int = 500) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> (N, D) float32 posterior means μ(x) (AE: codes f_e(x))."""
+    images = _as_uint8_tensor(images)
+    device = _device_of(model)
+    out = []
+    with torch.inference_mode():
+        for start in range(0, images.shape[0], batch_size):
+            x = images[start:start + batch_size].to(device).float().div_(255.0)
+            out.append(model.encode_mean(x).float().cpu())
+    return torch.cat(out)
+
+
+__all__ = ["ImagePassResult", "image_pass", "latent_means"]
