@@ -1,0 +1,66 @@
+"""``vaelab serve``: the latent explorer in the browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("serve")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on; anything but loopback makes the explorer reachable from other machines.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="TCP port; 0 picks a free one.")
+@click.option("--max-points", type=click.IntRange(10, 2000), default=2000, show_default=True,
+              help="test images served per run (latent map, thumbnails, galleries).")
+@click.option("--threads", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="CPU threads for torch (0 = torch's default).")
+@click.option("--open", "open_browser", is_flag=True, help="open the page in the default browser.")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar.")
+def command(runs: tuple[Path, ...], host: str, port: int, max_points: int, threads: int, open_browser: bool,
+            quiet: bool):
+    """Explore trained runs in the browser: samples, latent sliders, latent map,
+    interpolation, your own image, and each run's metrics.
+
+    Loads every RUN once (model and test data), then serves a page and a JSON API
+    (schema at /api/openapi.json) until Ctrl+C. Several runs can be served at once and
+    switched in the page.
+
+    \b
+    Example:
+      vaelab demo                      # trains runs/demo in about a minute
+      vaelab serve runs/demo           # then open http://127.0.0.1:8000/
+      vaelab serve runs/a runs/b --port 0
+    """
+    import logging
+
+    import torch
+
+    from ..web import create_app, prepare_runs
+    from ..web.server import bind_socket, exposure_warning, run, url_of
+
+    logging.basicConfig(level=logging.INFO, format="vaelab serve: %(message)s")
+    if threads:
+        torch.set_num_threads(threads)
+    # Bind first: a busy port fails in a second, not after the runs are loaded.
+    sock = bind_socket(host, port)
+    try:
+        warning = exposure_warning(host)
+        if warning:
+            click.echo(warning, err=True)
+        explorers = prepare_runs(list(runs), max_points=max_points, progress=not quiet)
+        app = create_app(explorers)
+        url = url_of(sock)
+        for i, explorer in enumerate(explorers):
+            click.echo(f"  [{i}] {explorer.name}: {explorer.run_dir}")
+        click.echo(f"vaelab explorer at {url}   (API schema: {url}api/openapi.json; Ctrl+C stops)")
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+        run(app, sock)
+    finally:
+        sock.close()
+    click.echo("vaelab explorer stopped")

@@ -1,0 +1,90 @@
+"""Fixtures of the explorer tests: prepared runs, an ASGI test client, a live server, Chromium."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def explorer_runs(tiny_vae_run, tiny_ae_run):
+    """The tiny VAE (id 0) and the tiny AE (id 1), prepared once for every web test."""
+    import torch
+
+    from vaelab.web import prepare_runs
+
+    torch.set_num_threads(1)  # the machine is shared; these models are tiny
+    return prepare_runs([tiny_vae_run, tiny_ae_run], progress=False)
+
+
+@pytest.fixture(scope="session")
+def client(explorer_runs):
+    from fastapi.testclient import TestClient
+
+    from vaelab.web import create_app
+
+    with TestClient(create_app(explorer_runs)) as test_client:
+        yield test_client
+
+
+def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
+    """(H, W) or (H, W, 3) uint8 -> PNG bytes."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def decode_data_url(url: str) -> np.ndarray:
+    """A ``data:image/png;base64,`` URL -> (C, H, W) uint8, decoded independently of vaelab."""
+    import base64
+
+    from PIL import Image
+
+    assert url.startswith("data:image/png;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as im:
+        arr = np.asarray(im)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+@pytest.fixture(scope="module")
+def live_server(explorer_runs):
+    """The explorer on a free 127.0.0.1 port in a background thread; stopped after the module."""
+    from vaelab.web import BackgroundServer, create_app
+
+    with BackgroundServer(create_app(explorer_runs)) as server:
+        yield server
+    assert not server.thread.is_alive(), "the server thread did not stop"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from pathlib import Path
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def to_png():
+    """The :func:`png_bytes` helper, as a fixture (test modules are not importable here)."""
+    return png_bytes
+
+
+@pytest.fixture(scope="session")
+def pixels():
+    """The :func:`decode_data_url` helper, as a fixture."""
+    return decode_data_url
