@@ -1,0 +1,57 @@
+"""Fixtures of the application tests: loaded tiny models and their held-out digits."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def vae(tiny_vae_run):
+    import vaelab
+
+    return vaelab.load(tiny_vae_run)
+
+
+@pytest.fixture(scope="module")
+def ae(tiny_ae_run):
+    import vaelab
+
+    return vaelab.load(tiny_ae_run)
+
+
+@pytest.fixture(scope="module")
+def digits(vae):
+    """100 held-out 8×8 digits, uint8 (100, 1, 8, 8)."""
+    from vaelab.apps.common import run_images
+
+    return run_images(vae, "test", 100)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``vaelab ARGS``; returns (exit status, stdout, stderr)."""
+    from vaelab.cli import main
+
+    def run(*args):
+        status = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def digit_files(digits, tmp_path_factory):
+    """Four digits as 32×32 PNG files (so loading must resize them) and all 100 as a .npy."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("digit-files")
+    paths = []
+    for i in range(4):
+        path = folder / f"digit{i}.png"
+        Image.fromarray(np.kron(digits[i, 0], np.ones((4, 4), np.uint8))).save(path)
+        paths.append(path)
+    npy = folder / "digits.npy"
+    np.save(npy, digits)
+    return paths, npy
