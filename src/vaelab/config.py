@@ -93,8 +93,8 @@ def _parse_scalar(text: str, tp: Any, where: str) -> Any:
 
 def _check_range(value: Any, f: dataclasses.Field, where: str) -> None:
     meta = f.metadata
-    items = value if isinstance(value, list) else [value]
-    for item in items:
+    items = [(f"{where}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, list) else [(where, value)]
+    for where, item in items:
         if meta.get("choices") and item not in meta["choices"]:
             allowed = ", ".join(map(str, meta["choices"]))
             raise VaelabError(f"{where} must be one of {allowed}; got {item!r}")

@@ -28,13 +28,14 @@ class ImageSet:
     labels: torch.Tensor | None = None
     factors: torch.Tensor | None = None
     name: str = ""
+    indices: torch.Tensor | None = None  # positions in the source's image pool (train pool or official test)
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def subset(self, index) -> "ImageSet":
         pick = lambda t: None if t is None else t[index]  # noqa: E731
-        return ImageSet(self.images[index], pick(self.labels), pick(self.factors), self.name)
+        return ImageSet(self.images[index], pick(self.labels), pick(self.factors), self.name, pick(self.indices))
 
 
 @dataclass
@@ -82,7 +83,7 @@ def load_data(config: DataConfig) -> DataSplits:
 
     def make(index: np.ndarray, images, labels, factors, name) -> ImageSet:
         t = lambda a: None if a is None else torch.from_numpy(np.ascontiguousarray(a[index]))  # noqa: E731
-        return ImageSet(t(images), t(labels), t(factors), name)
+        return ImageSet(t(images), t(labels), t(factors), name, torch.from_numpy(np.asarray(index, dtype=np.int64)))
 
     n = len(raw.images)
     order = rng.permutation(n)

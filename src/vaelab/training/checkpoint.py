@@ -111,8 +111,7 @@ def _optimizer_from_json(state: dict) -> dict:
 def save_checkpoint(run_dir: Path, model, optimizer, scheduler, train_state: dict, rng: dict[str, torch.Tensor]) -> None:
     tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in model.state_dict().items()}
     optim_json = _split_state("optim", optimizer.state_dict(), tensors)
-    sched_state = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
-    sched_json = _split_state("sched", sched_state, tensors)
+    sched_json = _split_state("sched", scheduler.state_dict(), tensors)
     for name, value in rng.items():
         tensors[f"rng.{name}"] = value
     record = {"format": CHECKPOINT_FORMAT, "state": _split_state("state", train_state, tensors), "optimizer": optim_json, "scheduler": sched_json,

@@ -130,7 +130,7 @@ class Trainer:
                              device=ctx.device)
         steps_per_epoch = len(loader)
         total_steps = tc.epochs * steps_per_epoch
-        extra = {"momentum": tc.momentum} if tc.optimizer in ("gd", "sgd") else {}
+        extra = {"momentum": tc.momentum} if tc.optimizer == "sgd" else {}
         optimizer = make_optimizer(tc.optimizer, model.parameters(), tc.lr, weight_decay=tc.weight_decay, **extra)
         scheduler = make_scheduler(optimizer, tc.schedule, total_steps, tc.warmup_steps)
         scaler = precision.grad_scaler(prec, ctx.device)
