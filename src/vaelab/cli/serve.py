@@ -60,7 +60,10 @@ def command(runs: tuple[Path, ...], host: str, port: int, max_points: int, threa
             import webbrowser
 
             webbrowser.open(url)
-        run(app, sock)
+        try:
+            run(app, sock)
+        except KeyboardInterrupt:
+            pass  # uvicorn re-raises Ctrl+C after its graceful shutdown; for a server it is the normal stop
     finally:
         sock.close()
     click.echo("vaelab explorer stopped")

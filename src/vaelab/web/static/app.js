@@ -117,17 +117,15 @@ function setupTabs() {
 
 // -- runs ------------------------------------------------------------------------------------
 async function selectRun(id) {
-  state.run = state.runs.find((r) => r.id === Number(id));
-  state.loaded = {};
-  state.latent = null;
-  state.z = null;
-  state.sampleSeed = null;
-  state.interp = { a: 0, b: Math.min(1, state.run.test_images - 1), next: "a" };
-  $("run-select").value = String(state.run.id);
-  const r = state.run;
-  $("run-summary").textContent = `${r.model} on ${r.data} · latent ${r.latent_dim} · images ${r.image_shape.join("×")}` +
-    (r.test_neg_elbo !== null ? ` · test −ELBO ${r.test_neg_elbo.toFixed(1)} nats` : "");
-  state.details = await api(runUrl(""));
+  const run = state.runs.find((r) => r.id === Number(id));
+  // Everything about the run arrives before any panel may use it.
+  const details = await api(`/api/runs/${run.id}`);
+  Object.assign(state, { run, details, loaded: {}, latent: null, z: null, sampleSeed: null,
+                         interp: { a: 0, b: Math.min(1, run.test_images - 1), next: "a" } });
+  $("run-select").value = String(run.id);
+  $("run-summary").textContent = `${run.model} on ${run.data} · latent ${run.latent_dim} · images ` +
+    `${run.image_shape.join("×")}` + (run.test_neg_elbo !== null ? ` · test −ELBO ${run.test_neg_elbo.toFixed(1)} nats` : "");
+  document.body.dataset.run = String(run.id);  // tells tests and screenshots the page is ready
   showPanel(state.panel);
 }
 
