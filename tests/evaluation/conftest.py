@@ -102,6 +102,19 @@ class LinearGaussianModel(torch.nn.Module):
 
 
 @pytest.fixture
+def fresh_copy(tmp_path):
+    """Copy a shared run directory before a test writes into it (metrics.json, caches)."""
+    import shutil
+
+    def copy(run_dir):
+        target = tmp_path / run_dir.name
+        shutil.copytree(run_dir, target)
+        return target
+
+    return copy
+
+
+@pytest.fixture
 def ppca() -> LinearGaussianModel:
     return LinearGaussianModel()
 

@@ -229,7 +229,10 @@ def evaluate_run(run_dir, settings: EvaluationSettings | None = None, device: st
         timings[topic] = round(time.perf_counter() - start, 3)
         return result
 
-    with torch.random.fork_rng(devices=[]):
+    # scikit-learn's BLAS/OpenMP pools get as many threads as PyTorch (``--threads``).
+    from threadpoolctl import threadpool_limits
+
+    with torch.random.fork_rng(devices=[]), threadpool_limits(torch.get_num_threads()):
         torch.manual_seed(settings.seed)
         start = time.perf_counter()
         passed = image_pass(model, eval_set.images, settings.batch_size, settings.seed,

@@ -84,3 +84,98 @@ def loss_curves(records: Sequence[dict]) -> bytes:
             lo, hi = np.percentile(finite, 1), np.percentile(finite, 95)
             ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.1 * (hi - lo))
     return figure_png(fig)
+
+
+def elbo_kl_curves(records: Sequence[dict]) -> bytes:
+    """Two panels over training steps: −ELBO parts per epoch (train and validation) and the KL term."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 3.4))
+    steps = [r for r in records if r.get("event") == "step"]
+    epochs = [r for r in records if r.get("event") == "epoch"]
+
+    def line(ax, rows, key, style, label):
+        pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and np.isfinite(r[key])]
+        if pts:
+            ax.plot(*zip(*pts), style, label=label, ms=3, lw=1)
+
+    line(left, epochs, "val_neg_elbo", "s-", "validation −ELBO")
+    line(left, epochs, "val_reconstruction", "o--", "validation reconstruction")
+    line(left, epochs, "train_reconstruction", "o:", "training reconstruction")
+    left.set_title("−ELBO and its reconstruction term (nats)")
+    line(right, steps, "kl", "-", "training KL (per logged step)")
+    line(right, epochs, "val_kl", "s-", "validation KL")
+    right.set_title("KL(q(z|x) ‖ p(z)) (nats)")
+    for ax in (left, right):
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def latent_map(points: np.ndarray, labels: np.ndarray | None, class_names: Sequence[str], title: str,
+               axis_names: tuple[str, str] = ("dimension 1", "dimension 2")) -> bytes:
+    """Scatter of 2-D points (N, 2), coloured by integer label when there are labels."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], s=5, alpha=0.6)
+    else:
+        cmap = plt.get_cmap("tab10" if labels.max() < 10 else "tab20")
+        for k in np.unique(labels):
+            sel = labels == k
+            name = class_names[k] if 0 <= k < len(class_names) else str(k)
+            ax.scatter(points[sel, 0], points[sel, 1], s=5, alpha=0.7, color=cmap(int(k) % cmap.N), label=name)
+        ax.legend(fontsize=7, markerscale=2.5, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    ax.set_xlabel(axis_names[0])
+    ax.set_ylabel(axis_names[1])
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.2)
+    return figure_png(fig)
+
+
+def kl_per_dimension(kl: Sequence[float], active: Sequence[bool] | None = None) -> bytes:
+    """Bar chart of the mean KL of every latent dimension; inactive dimensions in grey."""
+    plt = _pyplot()
+    D = len(kl)
+    fig, ax = plt.subplots(figsize=(min(9.6, 2.5 + 0.18 * D), 3.2))
+    colours = ["#1f77b4" if (active is None or a) else "#bbbbbb" for a in (active or [True] * D)]
+    ax.bar(np.arange(D), kl, color=colours)
+    ax.set_xlabel("latent dimension")
+    ax.set_ylabel("mean KL (nats)")
+    if active is not None:
+        ax.set_title(f"{sum(map(bool, active))} of {D} dimensions active (grey: Cov_x E_q[z_d] ≤ 0.01)", fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    return figure_png(fig)
+
+
+def compare_runs(curves: dict[str, Sequence[tuple[float, float]]], bars: dict[str, dict[str, float | None]]) -> bytes:
+    """Left: validation −ELBO per epoch of every run. Right: test −ELBO and the NLL bound per run."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.4, 3.8))
+    for name, pts in curves.items():
+        if pts:
+            left.plot(*zip(*pts), "o-", ms=3, label=name)
+    left.set_xlabel("epoch")
+    left.set_ylabel("validation −ELBO (nats per image)")
+    left.grid(alpha=0.3)
+    if left.lines:
+        left.legend(fontsize=7)
+    names = list(bars)
+    # Points, not bars: the interesting differences are small against the totals, and a bar
+    # on a cut axis would exaggerate them.
+    for offset, (key, label, marker) in zip((-0.1, 0.1), [("neg_elbo", "test −ELBO", "o"),
+                                                          ("nll", "−log p(x) bound (IWAE)", "D")]):
+        pts = [(j + offset, bars[n][key]) for j, n in enumerate(names) if bars[n].get(key) is not None]
+        if pts:
+            right.plot(*zip(*pts), marker, ms=7, ls="none", label=label)
+    right.set_xticks(range(len(names)))
+    right.set_xticklabels(names, rotation=20, ha="right", fontsize=8)
+    right.set_xlim(-0.6, len(names) - 0.4)
+    right.set_ylabel("nats per image (lower is better)")
+    right.grid(alpha=0.3, axis="y")
+    if right.lines:
+        right.legend(fontsize=7)
+    fig.tight_layout()
+    return figure_png(fig)
