@@ -29,7 +29,6 @@ from ..imageio import convert, encode_png, read_image
 from . import schemas
 from .explorer import MAX_MAP_POINTS, ExplorerRun, NotFound
 from .guard import Guard
-from .sizes import size_comparison
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 10 << 20         # an image file of up to 10 MiB
@@ -191,7 +190,7 @@ def create_app(runs: Sequence[ExplorerRun], *, max_upload_bytes: int = MAX_UPLOA
             notices.append(f"resized from {original.shape[1]}×{original.shape[2]} to the model's {H}×{W}")
         image = convert(original, C, (H, W)).copy()  # writable: torch warns on read-only arrays
         recon, mse = explorer.reconstruct(image[None])
-        sizes, codec_image = size_comparison(explorer.model, image)
+        sizes, codec_image = explorer.compare_sizes(image)
         return {"name": name, "original_size": list(original.shape), "notices": notices,
                 "image": png_url(image), "reconstruction": png_url(recon[0]), "mse": float(mse[0]),
                 "anomaly": explorer.anomaly(image), "sizes": sizes,

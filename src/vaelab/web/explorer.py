@@ -14,8 +14,10 @@ dimensions carry information.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,27 @@ PREPARE_STEPS = ("model", "data", "map", "sliders", "anomaly")
 
 class NotFound(VaelabError):
     """Something the client asked for by index does not exist (the app answers 404)."""
+
+
+_thread = threading.local()
+
+
+@contextlib.contextmanager
+def inference():
+    """``torch.inference_mode`` with this thread's OpenMP team sized as torch is told.
+
+    ``torch.set_num_threads`` sets OpenMP's thread count for the calling thread only; the
+    server runs requests on worker threads, which would use one OpenMP thread per core.
+    Measured on the shared 2-core machine (benchmarks/serve_latency.py): the demo decode took
+    ~100–190 ms on such a thread against ~5 ms on the main thread, oneDNN's transposed
+    convolutions waiting at OpenMP barriers.
+    """
+    threads = torch.get_num_threads()
+    if getattr(_thread, "threads", None) != threads:
+        torch.set_num_threads(threads)
+        _thread.threads = threads
+    with torch.inference_mode():
+        yield
 
 
 @dataclass(frozen=True)
@@ -119,7 +142,7 @@ class ExplorerRun:
         """Load and precompute everything; ``tick(step)`` is called after each step (progress bars)."""
         for step in PREPARE_STEPS:
             start = time.perf_counter()
-            with torch.inference_mode():
+            with inference():
                 getattr(self, f"_prepare_{step}")()
             self.timings[step] = time.perf_counter() - start
             if tick is not None:
@@ -230,7 +253,7 @@ class ExplorerRun:
         """(n, C, H, W) uint8 new images from the prior at ``temperature``."""
         from ..apps.sampling import sample_images
 
-        with torch.inference_mode():
+        with inference():
             return np.asarray(sample_images(self.model, n, temperature=temperature, seed=seed, mean=True))
 
     def decode(self, z: list[float]) -> np.ndarray:
@@ -240,7 +263,7 @@ class ExplorerRun:
         D = self.model.latent_dim
         if len(z) != D:
             raise VaelabError(f"z has {len(z)} numbers but this model's latent space has {D} dimensions")
-        with torch.inference_mode():
+        with inference():
             x = self.model.decode_mean(torch.tensor([z], dtype=torch.float32))
         return to_uint8(x[0])
 
@@ -256,7 +279,7 @@ class ExplorerRun:
         """(N, C, H, W) uint8 -> (reconstructions uint8, per-image MSE on [0, 1] pixels)."""
         from ..apps.reconstruction import reconstruct_images
 
-        with torch.inference_mode():
+        with inference():
             recon, mse = reconstruct_images(self.model, images)
         return np.asarray(recon), np.asarray(mse, dtype=np.float64)
 
@@ -265,14 +288,21 @@ class ExplorerRun:
         from ..apps.interpolation import interpolate
 
         self.check_index(a), self.check_index(b)
-        with torch.inference_mode():
+        with inference():
             return np.asarray(interpolate(self.model, self.images[a], self.images[b], steps=steps, slerp=slerp))
+
+    def compare_sizes(self, image: np.ndarray) -> tuple[dict[str, Any], np.ndarray | None]:
+        """Bytes of one (C, H, W) uint8 image: the codec against PNG and WebP (see :mod:`.sizes`)."""
+        from .sizes import size_comparison
+
+        with inference():
+            return size_comparison(self.model, image)
 
     def anomaly(self, image: np.ndarray) -> dict[str, Any]:
         """Score one (C, H, W) uint8 image against the threshold fitted on the run's validation images."""
         from ..apps.anomaly import SCORES
 
-        with torch.inference_mode():
+        with inference():
             score = float(np.asarray(self.detector.score(image[None]))[0])
         threshold = self.detector.threshold
         fit = self.detector.fit_info
