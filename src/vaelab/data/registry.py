@@ -44,7 +44,7 @@ def register_dataset(name: str):
 
 
 def dataset_names() -> list[str]:
-    return sorted(_SOURCES) + ["folder:PATH"]
+    return sorted(n for n in _SOURCES if n != "folder") + ["folder:PATH"]
 
 
 def source_for(name: str) -> Callable[[DataConfig], RawData]:
