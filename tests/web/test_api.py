@@ -220,15 +220,35 @@ def test_upload_sizes_and_anomaly_verdict_are_consistent(client, explorer_runs, 
         assert sizes["codec_error"]
     white = np.full((8, 8), 255, dtype=np.uint8)
     anomaly = client.post("/api/runs/0/upload", files={"file": ("w.png", to_png(white), "image/png")}).json()["anomaly"]
-    assert anomaly["is_anomaly"] == (anomaly["score"] > anomaly["threshold"])
-    assert anomaly["score_name"] == "complexity" and anomaly["fit_images"] > 0
+    assert [a["score_name"] for a in anomaly] == ["nll", "complexity", "reconstruction"]
+    for a in anomaly:
+        assert a["is_anomaly"] == (a["score"] > a["threshold"]) and a["fit_images"] > 0
+
+
+def test_anomaly_scores_and_thresholds_follow_their_definitions(client, explorer_runs, to_png):
+    import numpy as np
+
+    from vaelab.apps.common import run_images
+
+    explorer = explorer_runs[VAE]
+    image = explorer.images[5]
+    result = client.post("/api/runs/0/upload", files={"file": ("d.png", to_png(image[0]), "image/png")}).json()
+    by_name = {a["score_name"]: a for a in result["anomaly"]}
+    # reconstruction: the mean squared error per pixel on [0, 1], as the upload's own mse
+    assert by_name["reconstruction"]["score"] == pytest.approx(result["mse"])
+    # its threshold: the 0.95 quantile of the same error over the run's validation images
+    val = run_images(explorer.model, "val", 2000)
+    with torch.no_grad():
+        recon = uint8_of(explorer.model.reconstruct(torch.from_numpy(val).float() / 255))
+    errors = ((val / 255.0 - recon / 255.0) ** 2).reshape(len(val), -1).mean(axis=1)
+    assert by_name["reconstruction"]["threshold"] == pytest.approx(np.quantile(errors, 0.95))
 
 
 def test_ae_upload_uses_the_reconstruction_score(client, explorer_runs, to_png):
     result = client.post("/api/runs/1/upload", files={"file": ("d.png", to_png(explorer_runs[AE].images[0][0]),
                                                                 "image/png")}).json()
-    assert result["anomaly"]["score_name"] == "reconstruction"
-    assert result["anomaly"]["score"] == pytest.approx(result["mse"])
+    assert [a["score_name"] for a in result["anomaly"]] == ["reconstruction"]
+    assert result["anomaly"][0]["score"] == pytest.approx(result["mse"])
 
 
 def test_openapi_schema_describes_every_endpoint(client):

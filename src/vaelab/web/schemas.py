@@ -122,15 +122,13 @@ class InterpolateRequest(StrictBody):
     slerp: bool = Field(False, description="spherical instead of straight-line interpolation")
 
 
-class AnomalyResult(BaseModel):
-    score: float | None = Field(description="higher = more anomalous")
+class AnomalyScore(BaseModel):
     score_name: str = Field(description="one of vaelab.apps.score_names()")
     meaning: str
+    score: float | None = Field(description="higher = more anomalous")
     threshold: float | None = Field(description="the quantile of the scores of the run's validation images")
     quantile: float
     fit_images: int | None
-    fit_mean: float | None
-    fit_std: float | None
     is_anomaly: bool = Field(description="score above the threshold")
 
 
@@ -156,7 +154,8 @@ class UploadResult(BaseModel):
     image: PngDataUrl = Field(description="the upload at the model's resolution (what the model sees)")
     reconstruction: PngDataUrl
     mse: float
-    anomaly: AnomalyResult
+    anomaly: list[AnomalyScore] = Field(description="nll, complexity and reconstruction for a VAE; "
+                                                    "reconstruction for an AE")
     sizes: SizeComparison
     codec_image: PngDataUrl | None = Field(description="what the codec's bitstream decodes to")
 

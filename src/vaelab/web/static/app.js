@@ -390,7 +390,7 @@ async function uploadImage() {
 }
 
 function renderUpload(r) {
-  const a = r.anomaly, s = r.sizes;
+  const s = r.sizes;
   const figures = [
     el("figure", {}, [pixImage(r.image, "your image as the model sees it", "medium"),
                       el("figcaption", { text: "your image (model's format)" })]),
@@ -401,14 +401,25 @@ function renderUpload(r) {
     figures.push(el("figure", {}, [pixImage(r.codec_image, "decoded from the compressed bitstream", "medium"),
                                    el("figcaption", { text: `codec · ${bytes(s.codec)}` })]));
   }
-  const verdict = el("span", { className: a.is_anomaly ? "verdict-bad" : "verdict-good",
-                               text: a.is_anomaly ? "anomalous" : "looks like the training data" });
+  const flagged = r.anomaly.filter((a) => a.is_anomaly).length;
   const anomaly = el("table", { className: "data", id: "upload-anomaly" }, [
-    row("verdict", verdict),
-    row(`score (${a.score_name})`, fmt(a.score)),
-    row("threshold", `${fmt(a.threshold)} (${Math.round(100 * a.quantile)}th percentile of ${fmt(a.fit_images)} validation images)`),
-    row("meaning", a.meaning),
+    el("tr", {}, ["score", "value", "threshold", "verdict"].map((h) => el("th", { text: h }))),
+    ...r.anomaly.map((a) => {
+      const verdict = el("span", { className: a.is_anomaly ? "verdict-bad" : "verdict-good",
+                                   text: a.is_anomaly ? "anomalous" : "typical" });
+      const tr = el("tr", {}, [a.score_name, fmt(a.score), fmt(a.threshold), verdict].map((v) => {
+        const td = el("td");
+        td.append(v);
+        return td;
+      }));
+      tr.title = a.meaning;
+      return tr;
+    }),
   ]);
+  const fit = r.anomaly[0];
+  const anomalyNote = `Flagged by ${flagged} of ${r.anomaly.length} score${r.anomaly.length > 1 ? "s" : ""}. ` +
+    `A threshold is the ${Math.round(100 * fit.quantile)}th percentile of ${fmt(fit.fit_images)} validation ` +
+    "images' scores; higher is more anomalous. " + r.anomaly.map((a) => `${a.score_name}: ${a.meaning}.`).join(" ");
   const codecRow = s.codec !== null
     ? row("vaelab codec", `${bytes(s.codec)} (header ${bytes(s.codec_header)}) · PSNR ${fmt(s.codec_psnr)} dB`)
     : row("vaelab codec", s.codec_error || "not available");
@@ -423,7 +434,7 @@ function renderUpload(r) {
     el("p", { className: "muted", text: notes }),
     el("div", { className: "pairs" }, figures),
     el("div", { className: "split" }, [
-      el("div", {}, [el("h2", { text: "Anomaly score" }), anomaly]),
+      el("div", {}, [el("h2", { text: "Anomaly scores" }), anomaly, el("p", { className: "muted", text: anomalyNote })]),
       el("div", {}, [el("h2", { text: "Compressed size" }), sizes, el("p", { className: "muted", text: s.settings })]),
     ]),
   ]));
