@@ -79,6 +79,15 @@ def test_evaluate_binarised_fashion_mnist(capsys, fmnist_vae_run, fresh_copy):
     assert again["samples"]["feature_net"]["cached"] is True
 
 
+def test_degenerate_sizes_give_json_not_a_crash(capsys, tiny_vae_run):
+    doc = _evaluate_json(capsys, tiny_vae_run, "-k", "3", "--limit", "1", "--no-save")
+    assert doc["n_images"] == 1 and doc["latent"]["active_units"] is None
+    assert doc["likelihood"]["nll"]["stderr"] == 0.0 and "skipped" in doc["samples"]
+    doc = _evaluate_json(capsys, tiny_vae_run, "-k", "2", "--limit", "30", "--split", "train", "--no-save",
+                         "--skip", "samples,representation")
+    assert doc["split"] == "train" and doc["n_images"] == 30
+
+
 def test_evaluate_reports_disentanglement_on_shapes(capsys, tiny_shapes_run):
     doc = _evaluate_json(capsys, tiny_shapes_run, "--skip", "likelihood,samples", "--no-save")
     dis = doc["disentanglement"]

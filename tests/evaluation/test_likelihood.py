@@ -134,6 +134,10 @@ def test_large_k_is_decoded_in_bounded_chunks(ppca):
     assert sum(counter.sizes) == 5 * 5000          # every sample of every image decoded once
     exact = -ppca.exact_log_prob(images.float() / 255)
     assert torch.allclose(nll, exact, atol=0.05)   # chunked accumulation still converges
+    from vaelab.evaluation.likelihood import default_max_decodes
+
+    assert default_max_decodes("cpu", (1, 28, 28)) == 8192 and default_max_decodes("cuda", (1, 28, 28)) == 32768
+    assert default_max_decodes("cpu", (3, 64, 64)) < default_max_decodes("cpu", (1, 28, 28)) // 10
     for n, k, budget, batch in [(10, 5000, 8192, 500), (1000, 1, 8192, 500), (3, 7, 5, 100), (50, 100, 1000, 8)]:
         images_per_batch, samples = plan_chunks(n, k, budget, batch)
         assert images_per_batch * samples <= max(budget, 1) and 1 <= images_per_batch <= min(batch, n)

@@ -32,7 +32,7 @@ def _topics(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
               help="images per pass for the one-sample metrics.")
 @click.option("--max-decodes", type=click.IntRange(min=0), default=0, show_default=True,
               help="latent samples decoded per forward pass in the bound; memory grows with it "
-                   "(0 = 8192 on CPU, 65536 on a GPU).")
+                   "(0 = 8192 on CPU, 32768 on a GPU at 28×28, fewer for larger images).")
 @click.option("--probe-images", type=click.IntRange(min=10), default=10_000, show_default=True,
               help="training images the linear/k-NN probes and DCI are fitted on.")
 @click.option("--sample-images", type=click.IntRange(min=10), default=10_000, show_default=True,

@@ -15,7 +15,7 @@ import datetime as _dt
 import hashlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -216,6 +216,11 @@ def evaluate_run(run_dir, settings: EvaluationSettings | None = None, device: st
     eval_set = splits.split(settings.split)
     if settings.limit:
         eval_set = eval_set.subset(slice(0, settings.limit))
+    if settings.split == "train" and config.data.binarize == "dynamic":
+        # Dynamic binarisation keeps grey levels in the training split; score one fixed binary
+        # sample of them, as the validation and test splits are.
+        eval_set = replace(eval_set, images=_binarized_like_eval(eval_set.images, config.data,
+                                                                 config.data.seed * 3 + 3))
     if len(eval_set) == 0:
         raise VaelabError(f"the {settings.split} split of {config.data.name} is empty; choose another --split")
     make_progress: ProgressFactory = tqdm_progress if progress else _no_progress
@@ -253,8 +258,8 @@ def evaluate_run(run_dir, settings: EvaluationSettings | None = None, device: st
         needs_train = {"representation", "disentanglement"} - set(settings.skip)
         train_set = _subset(splits.train, settings.probe_train_images, settings.seed) if needs_train else None
         if train_set is not None:
-            train_set = type(train_set)(_binarized_like_eval(train_set.images, config.data, settings.seed * 3 + 7),
-                                        train_set.labels, train_set.factors, train_set.name)
+            train_set = replace(train_set, images=_binarized_like_eval(train_set.images, config.data,
+                                                                       settings.seed * 3 + 7))
             train_codes = latent_means(model, train_set.images, settings.batch_size)
         eval_codes = passed.posterior_means
         if eval_set.labels is None or splits.train.labels is None:
@@ -264,10 +269,12 @@ def evaluate_run(run_dir, settings: EvaluationSettings | None = None, device: st
                 eval_codes, eval_set, train_codes, train_set, settings))
         if eval_set.labels is None or splits.train.labels is None:
             out["samples"] = {"skipped": "the data set has no labels to train the feature network on"}
+        elif min(len(eval_set), settings.sample_images) <= 3:
+            out["samples"] = {"skipped": "distances between image sets need more than 3 images; raise --limit"}
         else:
             sample_train = _subset(splits.train, settings.sample_images, settings.seed + 1)
-            sample_train = type(sample_train)(_binarized_like_eval(sample_train.images, config.data,
-                                                                   settings.seed * 3 + 8), sample_train.labels)
+            sample_train = replace(sample_train, images=_binarized_like_eval(sample_train.images, config.data,
+                                                                             settings.seed * 3 + 8))
             out["samples"] = timed("samples", lambda: _samples(model, run_dir, config, splits, eval_set, sample_train,
                                                                 settings, make_progress))
         if eval_set.factors is None or splits.train.factors is None:
@@ -295,9 +302,21 @@ def evaluate_run(run_dir, settings: EvaluationSettings | None = None, device: st
         "seconds_per_topic": timings,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    result = _finite_or_none(result)
     if write:
         atomic_write_json(run_dir / metrics_filename(settings.split), result)
     return result
+
+
+def _finite_or_none(value):
+    """JSON has no NaN or ∞: a number that is not finite becomes null (a degenerate case, not a crash)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
 
 
 def read_metrics_json(run_dir, split: str = "test", current_only: bool = True) -> dict | None:
