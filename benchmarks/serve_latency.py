@@ -105,7 +105,8 @@ def main(argv=None) -> int:
     for name, call in others.items():
         rows[name] = percentiles(timed(lambda c=call: c().raise_for_status(), args.others, warmup=2))
 
-    print(f"run {args.run}: {model.registry_name}, image {model.image_shape}, latent {D}; torch threads {args.threads}; "
+    print(f"run {args.run}: {model.registry_name}, image {model.image_shape}, latent {D}; "
+          f"torch threads {args.threads}; "
           f"start-up {startup:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in explorer.timings.items())})")
     print(f"{'endpoint':38s} {'p50 ms':>8s} {'p95 ms':>8s} {'max ms':>8s} {'n':>5s}")
     for name, row in rows.items():

@@ -15,7 +15,8 @@ PIXELS_JS = """(selector) => {
   context.drawImage(img, 0, 0);
   return Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data);
 }"""
-LOADED_JS = "(selector) => { const i = document.querySelector(selector); return !!i && i.complete && i.naturalWidth > 0; }"
+LOADED_JS = "(selector) => { const i = document.querySelector(selector); return !!i && i.naturalWidth > 0; }"
+ALL_LOADED_JS = "(selector) => Array.from(document.querySelectorAll(selector)).every(i => i.naturalWidth > 0)"
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def test_latent_map_has_the_requested_points_hover_and_click(page):
     assert page.text_content("#map-tooltip span").startswith("#17")
     point.click(force=True)
     page.wait_for_selector("#map-detail img")
-    page.wait_for_function("() => Array.from(document.querySelectorAll('#map-detail img')).every(i => i.naturalWidth > 0)")
+    page.wait_for_function(ALL_LOADED_JS, arg="#map-detail img")
     assert page.locator("#map-detail img").count() == 2
     assert "Test image #17" in page.text_content("#map-detail h2")
     # the same detail by keyboard: type an index and press Enter
@@ -140,7 +141,7 @@ def test_upload_shows_reconstruction_score_and_sizes(page, tmp_path, explorer_ru
     open_panel(page, "upload")
     page.set_input_files("#upload-file", str(path))
     page.wait_for_selector("#upload-sizes")
-    page.wait_for_function("() => Array.from(document.querySelectorAll('#upload-result img')).every(i => i.naturalWidth > 0)")
+    page.wait_for_function(ALL_LOADED_JS, arg="#upload-result img")
     assert page.locator("#upload-result img").count() >= 2
     sizes = page.text_content("#upload-sizes")
     assert "PNG (lossless)" in sizes and "WebP lossless" in sizes and "vaelab codec" in sizes
@@ -169,7 +170,8 @@ def test_run_panel_shows_metrics_and_switches_runs(page):
     page.wait_for_selector("body[data-run='1']", state="attached")
     assert page.input_value("#run-select") == "1"
     assert "mlp-ae" in page.text_content("#run-summary")
-    page.wait_for_function("() => document.querySelector('#run-table tr.current td:nth-child(2)')?.textContent === 'tiny-ae'")
+    current_name = "() => document.querySelector('#run-table tr.current td:nth-child(2)')?.textContent"
+    page.wait_for_function(f"{current_name} === 'tiny-ae'")
     open_panel(page, "samples")  # the other panels now show the autoencoder
     page.wait_for_function("() => document.querySelectorAll('#samples-grid img').length === 36")
     open_panel(page, "sliders")

@@ -35,11 +35,11 @@ def test_a_busy_port_fails_before_loading_anything(tiny_vae_run, capsys):
     assert "--port 0" in capsys.readouterr().err
 
 
-def test_serve_prints_its_url_answers_and_stops_on_ctrl_c(tiny_vae_run, tiny_ae_run):
+def test_serve_prints_its_url_answers_and_stops_on_ctrl_c(tiny_vae_run):
     import httpx
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "vaelab", "serve", str(tiny_vae_run), str(tiny_ae_run),
+    process = subprocess.Popen([sys.executable, "-m", "vaelab", "serve", str(tiny_vae_run),
                                 "--port", "0", "--threads", "1", "-q"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -55,8 +55,9 @@ def test_serve_prints_its_url_answers_and_stops_on_ctrl_c(tiny_vae_run, tiny_ae_
                 url = line.split()[3]
         assert url is not None and url.startswith("http://127.0.0.1:"), "".join(lines) + process.stderr.read()
         runs = httpx.get(url + "api/runs", timeout=10).json()["runs"]
-        assert [r["model"] for r in runs] == ["conv-vae", "mlp-ae"]
-        assert any("[1] tiny-ae" in line for line in lines)
+        assert [r["model"] for r in runs] == ["conv-vae"]
+        assert any("[0] tiny-vae" in line for line in lines)
+        assert httpx.get(url, timeout=10).text.startswith("<!doctype html>")
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     finally:

@@ -27,7 +27,7 @@ from .. import __version__
 from ..errors import VaelabError
 from ..imageio import convert, encode_png, read_image
 from . import schemas
-from .explorer import MAX_MAP_POINTS, ExplorerRun, NotFound
+from .explorer import MAP_POINTS, MAX_MAP_POINTS, ExplorerRun, NotFound
 from .guard import Guard
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -141,7 +141,7 @@ def create_app(runs: Sequence[ExplorerRun], *, max_upload_bytes: int = MAX_UPLOA
     # -- latent map ------------------------------------------------------------------------
     @app.get("/api/runs/{run}/map", response_model=schemas.LatentMapResult, responses=errors,
              summary="Test images' latent means in 2-D")
-    def latent_map(run: RunKey, n: Annotated[int, Query(ge=1, le=MAX_MAP_POINTS)] = schemas.MAP_POINTS_DEFAULT):
+    def latent_map(run: RunKey, n: Annotated[int, Query(ge=1, le=MAX_MAP_POINTS)] = MAP_POINTS):
         return lookup(run).latent_map(n)
 
     @app.get("/api/runs/{run}/images/{index}", response_model=schemas.ServedImage, responses=errors,

@@ -2,7 +2,7 @@
 
 Start-up does the slow work once — loading the model and the data, embedding the test
 images, projecting them to 2-D, ordering the latent dimensions by KL, fitting the anomaly
-detector — so that a request costs a few milliseconds of model time and nothing else
+thresholds — so that a request costs a few milliseconds of model time and nothing else
 (no data loading, no file access). The web layer (:mod:`vaelab.web.app`) only validates
 requests and turns these results into JSON.
 
@@ -31,6 +31,7 @@ from ..errors import VaelabError
 log = logging.getLogger("vaelab.web")
 
 MAX_MAP_POINTS = 2000   # test images kept for the map, hover thumbnails and the galleries
+MAP_POINTS = 500        # points the map shows unless the client asks for another number
 FIT_IMAGES = 2000       # validation images the anomaly threshold is fitted on (as `vaelab anomaly` does)
 MAX_SAMPLES = 64
 MAX_STEPS = 32
@@ -291,7 +292,8 @@ class ExplorerRun:
         """(steps, C, H, W) uint8: the decoded path between test images ``a`` and ``b``."""
         from ..apps.interpolation import interpolate
 
-        self.check_index(a), self.check_index(b)
+        self.check_index(a)
+        self.check_index(b)
         with inference():
             return np.asarray(interpolate(self.model, self.images[a], self.images[b], steps=steps, slerp=slerp))
 
@@ -317,6 +319,7 @@ class ExplorerRun:
                          "threshold": _finite(detector.threshold), "quantile": detector.quantile,
                          "fit_images": detector.fit_info.get("images"), "is_anomaly": bool(score > detector.threshold)})
         return rows
+
 
 def run_names(run_dirs: list[Path]) -> list[str]:
     """Unique display names: each directory's name, suffixed -2, -3, … on collisions."""

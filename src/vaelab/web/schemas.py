@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .explorer import MAX_MAP_POINTS, MAX_SAMPLES, MAX_STEPS
+from .explorer import MAX_SAMPLES, MAX_STEPS
 
 PngDataUrl = Annotated[str, Field(description="a PNG image as a data: URL")]
 LatentValue = Annotated[float, Field(ge=-1000.0, le=1000.0, allow_inf_nan=False)]
@@ -159,5 +159,3 @@ class UploadResult(BaseModel):
     sizes: SizeComparison
     codec_image: PngDataUrl | None = Field(description="what the codec's bitstream decodes to")
 
-
-MAP_POINTS_DEFAULT = min(500, MAX_MAP_POINTS)
