@@ -134,3 +134,20 @@ def tiny_shapes_run(tmp_path_factory):
     })
     train(config, run_dir, progress=False)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_gaussian_run(tmp_path_factory):
+    """An MLP VAE with a learned-σ Gaussian decoder, trained one epoch on the 8×8 digits."""
+    from vaelab.config import from_dict
+    from vaelab.runs import RunConfig
+    from vaelab.training import train
+
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny-gaussian"
+    config = from_dict(RunConfig, {
+        "model": {"name": "mlp-vae", "latent_dim": 3, "likelihood": "gaussian", "learn_sigma": True},
+        "data": {"name": "digits"},
+        "train": {"epochs": 1, "batch_size": 64, "lr": 2e-3, "report": False},
+    })
+    train(config, run_dir, progress=False)
+    return run_dir

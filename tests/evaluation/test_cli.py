@@ -88,6 +88,16 @@ def test_degenerate_sizes_give_json_not_a_crash(capsys, tiny_vae_run):
     assert doc["split"] == "train" and doc["n_images"] == 30
 
 
+def test_gaussian_decoders_are_evaluated_as_8_bit_probabilities(capsys, tiny_gaussian_run):
+    doc = _evaluate_json(capsys, tiny_gaussian_run, "-k", "50", "--limit", "60", "--no-save",
+                         "--skip", "samples,representation")
+    lik = doc["likelihood"]
+    assert lik["kind"] == "discretized-gaussian-8bit"
+    # A discrete probability is at most 1, so −log P(x) ≥ 0 (a density could go below 0).
+    assert 0 < lik["nll"]["mean"] <= lik["neg_elbo"]["mean"] + 3 * lik["neg_elbo"]["stderr"]
+    assert math.isclose(lik["bits_per_dim"]["nll"], lik["nll"]["mean"] / (64 * math.log(2)), rel_tol=1e-12)
+
+
 def test_evaluate_reports_disentanglement_on_shapes(capsys, tiny_shapes_run):
     doc = _evaluate_json(capsys, tiny_shapes_run, "--skip", "likelihood,samples", "--no-save")
     dis = doc["disentanglement"]

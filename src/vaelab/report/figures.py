@@ -142,6 +142,9 @@ def kl_per_dimension(kl: Sequence[float], active: Sequence[bool] | None = None) 
     fig, ax = plt.subplots(figsize=(min(9.6, 2.5 + 0.18 * D), 3.2))
     colours = ["#1f77b4" if (active is None or a) else "#bbbbbb" for a in (active or [True] * D)]
     ax.bar(np.arange(D), kl, color=colours)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # dimensions are whole numbers
     ax.set_xlabel("latent dimension")
     ax.set_ylabel("mean KL (nats)")
     if active is not None:
