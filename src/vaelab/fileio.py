@@ -12,11 +12,16 @@ import contextlib
 import errno
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import VaelabError
+
+# The names atomic_open gives its temporary files: "." + target name + "." + mkstemp's 8 random
+# characters + ".tmp".
+_TEMPORARY = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -29,6 +34,15 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def _reason(exc: OSError) -> str:
+    return "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+
+
+def _kept(path: Path) -> str:
+    # The sentence users need after a failed write: their previous file is untouched.
+    return "; the previous version is intact" if os.path.exists(path) else ""
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file that replaces ``path`` atomically when the block ends cleanly."""
@@ -39,7 +53,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise VaelabError(f"cannot write here ({exc.strerror or exc}); nothing was changed", path) from exc
+        raise VaelabError(f"cannot write here ({_reason(exc)}); nothing was changed{_kept(path)}", path) from exc
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle
@@ -50,10 +64,29 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-            raise VaelabError(f"could not be written ({reason}); the previous version is intact", path) from exc
+            raise VaelabError(f"could not be written ({_reason(exc)}){_kept(path) or '; nothing was written'}",
+                              path) from exc
         raise
     _fsync_dir(path.parent)
+
+
+def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed :func:`atomic_open` writers left in ``directory``.
+
+    A SIGKILL between creating the temporary file and renaming it leaves ``.NAME.XXXXXXXX.tmp``
+    behind (no cleanup code can run). Call this only where no other writer is active, e.g. when
+    a run is resumed. Returns the removed paths.
+    """
+    removed = []
+    directory = Path(directory)
+    if not directory.is_dir():
+        return removed
+    for path in directory.iterdir():
+        if _TEMPORARY.fullmatch(path.name) and path.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -85,6 +85,8 @@ def model_metadata(model) -> dict[str, str]:
 
 def load_model(run_dir: str | os.PathLike, device: str = "cpu", weights: str = MODEL_FILE):
     """Rebuild a run's model from ``config.toml`` and its weights; eval mode."""
+    import torch
+
     from .models import build_model
     from .training.checkpoint import load_weights
 
@@ -99,6 +101,17 @@ def load_model(run_dir: str | os.PathLike, device: str = "cpu", weights: str = M
     if meta.get("model") != config.model.name:
         raise VaelabError(f"holds a {meta.get('model')!r} model but config.toml says {config.model.name!r}",
                           run_dir / weights)
+    if meta.get("format") != str(FORMAT_VERSION):
+        raise VaelabError(f"was written in run-directory format {meta.get('format')!r}, but this vaelab ({__version__}) "
+                          f"reads format {FORMAT_VERSION}; use a matching vaelab version or retrain", run_dir / weights)
+    # Compare shapes on a skeleton that allocates nothing: an edited config.toml or image_shape
+    # (say, a hidden layer of 10⁹ units) must be refused, not allocated.
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(config.model, shape)
+    except VaelabError as exc:  # the model config.toml describes cannot be built
+        raise VaelabError(str(exc), run_dir / CONFIG_FILE) from None
+    _check_tensors({k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, tensors, run_dir / weights)
     model = build_model(config.model, shape)
     _load_state(model, tensors, run_dir / weights)
     model.run_dir = run_dir
@@ -106,19 +119,24 @@ def load_model(run_dir: str | os.PathLike, device: str = "cpu", weights: str = M
     return model.to(device).eval()
 
 
-def _load_state(model, tensors: dict, source: Path) -> None:
-    import torch
-
-    state = model.state_dict()
-    missing = sorted(set(state) - set(tensors))
-    unexpected = sorted(set(tensors) - set(state))
+def _check_tensors(expected: dict[str, tuple[int, ...]], tensors: dict, source: Path) -> None:
+    """The tensors a file holds must be exactly the ``expected`` names and shapes."""
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
         detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
         raise VaelabError(f"does not match the model in config.toml ({detail})", source)
     for name, value in tensors.items():
-        if tuple(value.shape) != tuple(state[name].shape):
+        if tuple(value.shape) != tuple(expected[name]):
             raise VaelabError(f"tensor {name} has shape {tuple(value.shape)}, the model expects "
-                              f"{tuple(state[name].shape)}", source)
+                              f"{tuple(expected[name])}", source)
+
+
+def _load_state(model, tensors: dict, source: Path) -> None:
+    import torch
+
+    _check_tensors({k: tuple(v.shape) for k, v in model.state_dict().items()}, tensors, source)
+    for name, value in tensors.items():
         if not torch.isfinite(value).all():
             raise VaelabError(f"tensor {name} holds NaN or infinite values", source)
     model.load_state_dict(tensors)

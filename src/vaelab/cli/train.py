@@ -41,7 +41,7 @@ def command(config_file, out, resume, quiet, **kwargs):
       torchrun --nproc-per-node 2 -m vaelab train ...     # DDP over 2 processes
     """
     from ..errors import VaelabError
-    from ..runs import CONFIG_FILE, read_config
+    from ..runs import CHECKPOINT_FILE, CONFIG_FILE, read_config
     from ..training import train
 
     flags = overrides(kwargs)
@@ -64,6 +64,8 @@ def command(config_file, out, resume, quiet, **kwargs):
         config = build_config(config_file, flags)
         if out is None:
             out = unique_run_dir(Path("runs") / f"{config.model.name}-{config.data.name.replace(':', '-').replace('/', '-')}")
+    if resume and not (out / CHECKPOINT_FILE).exists():
+        click.echo("vaelab: the run stopped before its first checkpoint; starting it from the beginning", err=True)
     result = train(config, out, resume=resume, progress=not quiet)
     final = result.final
     if final:

@@ -131,6 +131,8 @@ def load_checkpoint(run_dir: Path) -> dict:
     tensors, meta = load_weights(path, data=raw)
     try:
         record = json.loads(meta["vaelab_checkpoint"])
+        if not isinstance(record, dict):
+            raise TypeError("the checkpoint record is not a table")
         if record.get("format") != CHECKPOINT_FORMAT:
             raise VaelabError(f"has checkpoint format {record.get('format')!r}; this vaelab reads "
                               f"{CHECKPOINT_FORMAT}", path)
@@ -140,7 +142,7 @@ def load_checkpoint(run_dir: Path) -> dict:
         int(state["epoch"]), int(state["step"])
     except VaelabError:
         raise
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError):
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError):
         raise VaelabError("lacks valid vaelab checkpoint metadata", path) from None
     sha = _sha256(raw)
     _check_mirror(json_path, record, sha)
@@ -152,7 +154,7 @@ def load_checkpoint(run_dir: Path) -> dict:
             "state": state,
             "rng": {name: tensors[f"rng.{name}"] for name in record["rng"]},
         }
-    except (KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError, ValueError, RecursionError):
         raise VaelabError("is inconsistent: its metadata names tensors it does not hold", path) from None
 
 
@@ -172,12 +174,19 @@ def _check_mirror(json_path: Path, record: dict, sha: str) -> None:
                               "from the checkpoint", json_path)
         return
     try:
-        older = int(mirror["state"]["step"]) <= int(record["state"]["step"])
-    except (KeyError, TypeError, ValueError):
+        # Strictly older: a mirror of the same epoch and step with another checksum means the
+        # tensor file was edited (or bits flipped), not that a kill came between the writes.
+        older = ((int(mirror["state"]["epoch"]), int(mirror["state"]["step"]))
+                 < (int(record["state"]["epoch"]), int(record["state"]["step"])))
+    except (KeyError, TypeError, ValueError, OverflowError):
         older = False
     if older:
         # Killed between writing the tensors and their mirror: the tensor file is the truth.
         atomic_write_json(json_path, {**record, "sha256": sha, "tensors": "checkpoint.safetensors"})
         return
+    if {k: v for k, v in mirror.items() if k not in ("sha256", "tensors")} == record:
+        # Same metadata, other bytes: the tensors themselves were edited or damaged.
+        raise VaelabError("does not match the SHA-256 that checkpoint.json records for it: its tensors were edited "
+                          "or damaged; restore it from a backup or retrain", json_path.with_name("checkpoint.safetensors"))
     raise VaelabError("does not match checkpoint.safetensors (its checksum differs); the files were edited or "
                       "mixed up — delete checkpoint.json to rebuild it from the checkpoint", json_path)

@@ -25,6 +25,7 @@ import torch.nn as nn
 from .. import runs
 from ..data import BatchLoader, DataSplits, eval_batches, load_data
 from ..errors import VaelabError
+from ..fileio import remove_stale_temporaries
 from ..models import build_model, training_loss
 from ..theory import make_optimizer, make_scheduler
 from . import distributed, precision
@@ -114,6 +115,8 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
         if not resume and (run_dir / runs.CHECKPOINT_FILE).exists():
             raise VaelabError("already holds a run; pass --resume to continue it, or choose another --out", run_dir)
+        if resume and not (run_dir / runs.CHECKPOINT_FILE).exists():
+            resume = False  # stopped before its first checkpoint: nothing to continue, so start from the beginning
 
         data = self._data or load_data(cfg.data)
         torch.manual_seed(tc.seed)  # identical initial weights on every rank
@@ -150,10 +153,15 @@ class Trainer:
             state["best_val"] = float(state["best_val"])
         log = MetricsLog(run_dir / runs.METRICS_FILE, enabled=ctx.is_main)
         if ctx.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise VaelabError(f"cannot create the run directory ({exc.strerror or exc}); choose another --out",
+                                  run_dir) from None
             runs.write_config(run_dir / runs.CONFIG_FILE, cfg)
             if resume:
-                trim_after(run_dir / runs.METRICS_FILE, state["step"])
+                remove_stale_temporaries(run_dir)  # left by a kill in the middle of an atomic write
+                trim_after(run_dir / runs.METRICS_FILE, state["step"], epoch=state["epoch"])
             elif (run_dir / runs.METRICS_FILE).exists():
                 (run_dir / runs.METRICS_FILE).unlink()
         distributed.barrier(ctx)
