@@ -210,6 +210,9 @@ def evaluate_run(run_dir, settings: EvaluationSettings | None = None, device: st
         raise VaelabError("--nll-samples and --limit must be ≥ 0 and --batch-size ≥ 1")
     started = time.perf_counter()
     run_dir = runs.run_path(run_dir)
+    # Hash the weights before loading them: metrics.json then names the weights it measured
+    # even if training replaces model.safetensors while the evaluation runs.
+    model_sha256 = file_sha256(run_dir / runs.MODEL_FILE) if (run_dir / runs.MODEL_FILE).is_file() else None
     model = runs.load_model(run_dir, device=device)
     config = model.run_config
     splits = data if data is not None else load_data(config.data)
@@ -285,14 +288,13 @@ def evaluate_run(run_dir, settings: EvaluationSettings | None = None, device: st
             out["disentanglement"] = timed("disentanglement", lambda: _disentanglement(
                 eval_codes, eval_set, train_codes, train_set, splits, settings))
 
-    model_file = run_dir / runs.MODEL_FILE
     result = {
         "schema": SCHEMA_VERSION,
         "vaelab_version": __version__,
         "run": {"dir": str(run_dir), "name": run_dir.name, "model": config.model.name, "data": config.data.name,
                 "latent_dim": model.latent_dim, "likelihood": config.model.likelihood,
                 "binarize": config.data.binarize, "image_shape": list(model.image_shape),
-                "is_variational": model.is_variational, "model_sha256": file_sha256(model_file)},
+                "is_variational": model.is_variational, "model_sha256": model_sha256},
         "split": settings.split,
         "n_images": len(eval_set),
         "seed": settings.seed,
