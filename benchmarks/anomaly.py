@@ -31,6 +31,8 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=32, help="importance samples K")
     parser.add_argument("--regret-steps", type=int, default=50)
     parser.add_argument("--regret-lr", type=float, default=0.1)
+    parser.add_argument("--binarizations", type=int, default=1, help="binarised views averaged per image")
+    parser.add_argument("--compressor", default="png", help="compressor of the complexity score")
     parser.add_argument("--scores", default="all", help="comma-separated scores, or all")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -61,17 +63,19 @@ def main(argv=None) -> int:
 
     kinds = score_names() if args.scores == "all" else args.scores.split(",")
     settings = ScoreSettings(samples=args.samples, seed=args.seed, regret_steps=args.regret_steps,
-                             regret_lr=args.regret_lr)
+                             regret_lr=args.regret_lr, binarizations=args.binarizations,
+                             compressor=args.compressor)
     scores, seconds = {}, {}
     for name, images in sets.items():
         start = time.perf_counter()
         scores[name] = score_table(model, images, kinds, settings, progress=True)
-        if "complexity" in kinds:
+        if "complexity" in kinds and settings.binarizations == 1:
             # The complexity score with every compressor, from the same NLL (cheap: no model work).
             view = likelihood_view(model, images, settings.seed)
             nll = scores[name]["complexity"] + compressed_bits(view, settings.compressor)
             for method in COMPRESSORS:
-                scores[name][f"complexity[{method}]"] = nll - compressed_bits(view, method)
+                if method != settings.compressor:
+                    scores[name][f"complexity[{method}]"] = nll - compressed_bits(view, method)
         seconds[name] = time.perf_counter() - start
         print(f"scored {name}: {len(images)} images in {seconds[name]:.0f} s", file=sys.stderr)
 

@@ -71,10 +71,18 @@ def test_binarised_view_is_a_seeded_bernoulli_sample_per_image(binarizing_vae, v
     assert abs(share - 77 / 255) < 0.01
 
 
+def test_binarizations_average_the_scores_of_the_seeded_views(binarizing_vae, digits):
+    images = digits[:4]
+    averaged = anomaly_scores(binarizing_vae, images, "elbo", samples=4, seed=7, binarizations=3)
+    each = [anomaly_scores(binarizing_vae, likelihood_view(binarizing_vae, images, 7 + v), "elbo", samples=4,
+                           seed=7 + v) for v in range(3)]
+    assert np.allclose(averaged, np.mean(each, axis=0), atol=1e-9)
+
+
 def test_complexity_is_nll_bits_minus_png_bits(binarizing_vae, digits):
     images = digits[:5]
     nll = anomaly_scores(binarizing_vae, images, "nll", seed=4)
-    complexity = anomaly_scores(binarizing_vae, images, "complexity", seed=4)
+    complexity = anomaly_scores(binarizing_vae, images, "complexity", seed=4, compressor="png")
     for i, image in enumerate(likelihood_view(binarizing_vae, images, 4)):
         buffer = io.BytesIO()   # bilevel images are stored with 1 bit per pixel, as PNG optimisers do
         Image.fromarray(image[0]).convert("1", dither=Image.Dither.NONE).save(buffer, format="PNG", optimize=True)
@@ -85,12 +93,49 @@ def test_compressors_give_plausible_lengths():
     rng = np.random.default_rng(0)
     flat = np.zeros((1, 1, 28, 28), np.uint8)
     noise = (rng.random((1, 1, 28, 28)) < 0.5).astype(np.uint8) * 255
-    for method in ("png", "zlib", "bz2", "lzma"):
+    for method in ("png", "zlib", "bz2", "lzma", "context"):
         flat_bits, noise_bits = compressed_bits(np.concatenate([flat, noise]), method)
         assert flat_bits < noise_bits
         assert noise_bits > 784 * 0.9   # random bits do not compress below their entropy (784 bits)
     with pytest.raises(VaelabError):
         compressed_bits(flat, "flif")
+
+
+def _context_bits_by_loop(image: np.ndarray) -> float:
+    """The context coder written plainly: one image, one plane, one pixel at a time, dict counts."""
+    from vaelab.apps.complexity import TEMPLATE
+
+    C, H, W = image.shape
+    total = 0.0
+    for c in range(C):
+        gray = image[c] ^ (image[c] >> 1)
+        for plane in range(8):
+            bits = (gray >> plane) & 1
+            total += 1.0
+            if bits.min() == bits.max():
+                continue
+            counts: dict[tuple[int, int], float] = {}
+            for y in range(H):
+                for x in range(W):
+                    context = 0
+                    for k, (dy, dx) in enumerate(TEMPLATE):
+                        yy, xx = y + dy, x + dx
+                        inside = 0 <= yy < H and 0 <= xx < W
+                        context |= (int(bits[yy, xx]) if inside else 0) << k
+                    n0, n1 = counts.get((context, 0), 0.0), counts.get((context, 1), 0.0)
+                    bit = int(bits[y, x])
+                    total -= math.log2(((n1 if bit else n0) + 0.5) / (n0 + n1 + 1.0))
+                    counts[(context, bit)] = counts.get((context, bit), 0.0) + 1.0
+    return total
+
+
+def test_context_coder_matches_a_plain_loop():
+    rng = np.random.default_rng(1)
+    binary = (rng.random((2, 1, 9, 7)) < 0.3).astype(np.uint8) * 255
+    grey = rng.integers(0, 256, (1, 3, 5, 6)).astype(np.uint8)
+    for images in (binary, grey):
+        ours = compressed_bits(images, "context")
+        assert np.allclose(ours, [_context_bits_by_loop(im) for im in images], rtol=1e-12)
 
 
 def test_regret_is_a_non_negative_gain_and_vanishes_without_steps_size(vae, digits):

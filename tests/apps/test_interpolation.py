@@ -46,6 +46,14 @@ def test_slerp_norms_stay_between_the_endpoint_norms(a, b):
     assert (norms >= lo - 1e-9).all() and (norms <= hi + 1e-9).all()
 
 
+@pytest.mark.parametrize("b", [[0.0, -2.0, 0.0], [0.0, 3.0, 0.0]])
+def test_slerp_of_opposite_or_parallel_codes_keeps_the_norms(b):
+    t = torch.linspace(0, 1, 9, dtype=torch.float64)
+    path = spherical_path(torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), torch.tensor(b, dtype=torch.float64), t)
+    assert torch.allclose(path.norm(dim=1), (1 - t) * 1.0 + t * abs(b[1]))
+    assert torch.allclose(path[-1], torch.tensor(b, dtype=torch.float64), atol=1e-12)
+
+
 def test_slerp_follows_the_great_circle_between_orthogonal_unit_vectors():
     t = torch.linspace(0, 1, 5, dtype=torch.float64)
     path = spherical_path(torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64), t)

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import VaelabError
 from ..fileio import atomic_write_json, read_json
-from .common import BATCH_SIZE, check_images, likelihood_view, require_variational, run_images
+from .common import BATCH_SIZE, binarizes, check_images, likelihood_view, require_variational, run_images
 from .complexity import COMPRESSORS, compressed_bits
 from .likelihood import likelihood_bits, likelihood_regret_bits
 from .reconstruction import reconstruct_images
@@ -67,14 +67,15 @@ class ScoreSettings:
 
     samples: int = 32            # importance samples K for nll/elbo/complexity
     seed: int = 0                # of binarisation and Monte Carlo noise (per image)
-    compressor: str = "png"      # complexity: png, zlib, bz2 or lzma
-    regret_steps: int = 50       # regret: Adam steps on the image's posterior
-    regret_lr: float = 0.1       # regret: Adam step size
+    compressor: str = "context"  # complexity: context, png, zlib, bz2 or lzma
+    regret_steps: int = 100      # regret: Adam steps on the image's posterior
+    regret_lr: float = 0.05      # regret: Adam step size
     regret_samples: int = 16     # regret: noise draws of the before/after ELBOs
+    binarizations: int = 1       # binarising runs: average the likelihood scores over this many binarised views
 
     def __post_init__(self):
-        if self.samples < 1 or self.regret_samples < 1 or self.regret_steps < 1:
-            raise VaelabError("samples, regret steps and regret samples must be at least 1")
+        if min(self.samples, self.regret_samples, self.regret_steps, self.binarizations) < 1:
+            raise VaelabError("samples, regret steps, regret samples and binarizations must be at least 1")
         if not self.regret_lr > 0:
             raise VaelabError(f"the regret step size must be positive, got {self.regret_lr}")
         if self.compressor not in COMPRESSORS:
@@ -102,16 +103,24 @@ def score_table(model, images: np.ndarray, kinds, settings: ScoreSettings | None
         out["reconstruction"] = reconstruct_images(model, images, batch_size=batch_size, progress=progress)[1]
     if not set(kinds) & set(LIKELIHOOD_SCORES):
         return {k: out[k] for k in kinds}
-    view = likelihood_view(model, images, settings.seed)
-    if set(kinds) & {"nll", "elbo", "complexity"}:
-        bits = likelihood_bits(model, view, settings.samples, settings.seed, batch_size=batch_size, progress=progress)
-        out.update({k: bits[k] for k in ("nll", "elbo") if k in kinds})
-        if "complexity" in kinds:
-            out["complexity"] = bits["nll"] - compressed_bits(view, settings.compressor)
-    if "regret" in kinds:
-        out["regret"] = likelihood_regret_bits(model, view, settings.regret_steps, settings.regret_lr,
-                                               settings.regret_samples, settings.seed, batch_size=batch_size,
-                                               progress=progress)
+    # A binarising run's scores are averaged over several binarised views (seeds seed, seed + 1, …);
+    # grey-level runs have one view, the images themselves.
+    views = settings.binarizations if binarizes(model) else 1
+    for v in range(views):
+        seed = settings.seed + v
+        view = likelihood_view(model, images, seed)
+        part: dict[str, np.ndarray] = {}
+        if set(kinds) & {"nll", "elbo", "complexity"}:
+            bits = likelihood_bits(model, view, settings.samples, seed, batch_size=batch_size, progress=progress)
+            part.update({k: bits[k] for k in ("nll", "elbo") if k in kinds})
+            if "complexity" in kinds:
+                part["complexity"] = bits["nll"] - compressed_bits(view, settings.compressor)
+        if "regret" in kinds:
+            part["regret"] = likelihood_regret_bits(model, view, settings.regret_steps, settings.regret_lr,
+                                                    settings.regret_samples, seed, batch_size=batch_size,
+                                                    progress=progress)
+        for kind, values in part.items():
+            out[kind] = out.get(kind, 0.0) + values / views
     return {k: out[k] for k in kinds}
 
 

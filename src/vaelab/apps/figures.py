@@ -37,7 +37,7 @@ def short_name(name: str, width: int = 14) -> str:
 
 def annotated_grid(tiles: np.ndarray, captions: Sequence[Sequence[str]] | None = None,
                    row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None,
-                   title: str | None = None, tile_px: int = 64, font_size: float = 7.0) -> bytes:
+                   title: str | None = None, tile_px: int = 84, font_size: float = 7.0) -> bytes:
     """Tiles (R, K, C, H, W) in a grid; ``captions[r][k]`` under tile (r, k); labels left of rows,
     above columns. Tiles are shown ``tile_px`` screen pixels tall (nearest-neighbour, no smoothing)."""
     plt = _pyplot()
@@ -58,7 +58,11 @@ def annotated_grid(tiles: np.ndarray, captions: Sequence[Sequence[str]] | None =
     top = (0.25 if col_labels is not None else 0.05) + (0.3 if title else 0.0)
     width_in = mosaic.shape[2] / dpi
     height_in = mosaic.shape[1] / dpi
-    fig = plt.figure(figsize=(width_in + left + 0.05, height_in + top + 0.05), dpi=dpi)
+    # Wide enough for the title (about 0.6 em per character), the mosaic centred in any spare room.
+    title_in = 0.6 * (font_size + 2) / 72 * len(title or "") + 0.2
+    spare = max(0.0, title_in - (width_in + left + 0.05))
+    left += spare / 2
+    fig = plt.figure(figsize=(width_in + left + 0.05 + spare / 2, height_in + top + 0.05), dpi=dpi)
     fw, fh = fig.get_size_inches()
     ax = fig.add_axes([left / fw, 0.05 / fh, width_in / fw, height_in / fh])
     if C == 1:

@@ -27,16 +27,26 @@ def spherical_path(za: torch.Tensor, zb: torch.Tensor, t: torch.Tensor, eps: flo
     """(D,), (D,), (T,) -> (T, D): spherical interpolation of direction, linear of length.
 
     direction(t) = [sin((1−t)ω)·â + sin(tω)·b̂] / sin ω with cos ω = ⟨â, b̂⟩, and
-    |z(t)| = (1−t)|a| + t|b|. Parallel or opposite codes (sin ω ≈ 0) fall back to lerp.
+    |z(t)| = (1−t)|a| + t|b|. Parallel codes keep their common direction; for opposite codes
+    every half great circle is as short as any other, and we take the one through the
+    coordinate axis least aligned with â.
     """
     na, nb = za.norm(), zb.norm()
     if na < eps or nb < eps:
         return linear_path(za, zb, t)
     ua, ub = za / na, zb / nb
     omega = torch.arccos(torch.clamp(ua @ ub, -1.0, 1.0))
-    if torch.sin(omega) < 1e-6:
-        return linear_path(za, zb, t)
-    direction = (torch.sin((1 - t) * omega)[:, None] * ua + torch.sin(t * omega)[:, None] * ub) / torch.sin(omega)
+    if torch.sin(omega) > 1e-6:
+        direction = (torch.sin((1 - t) * omega)[:, None] * ua + torch.sin(t * omega)[:, None] * ub) / torch.sin(omega)
+    elif ua @ ub > 0:
+        direction = ua.expand(t.shape[0], -1)
+    else:
+        axis = torch.zeros_like(ua)
+        axis[torch.argmin(ua.abs())] = 1.0
+        perpendicular = axis - (axis @ ua) * ua
+        perpendicular = perpendicular / perpendicular.norm()
+        angle = t * torch.pi
+        direction = torch.cos(angle)[:, None] * ua + torch.sin(angle)[:, None] * perpendicular
     return ((1 - t) * na + t * nb)[:, None] * direction
 
 

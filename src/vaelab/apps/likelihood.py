@@ -101,7 +101,7 @@ def _frozen(model):
             p.requires_grad_(flag)
 
 
-def likelihood_regret_bits(model, images: np.ndarray, steps: int = 50, lr: float = 0.1, samples: int = 16,
+def likelihood_regret_bits(model, images: np.ndarray, steps: int = 100, lr: float = 0.05, samples: int = 16,
                            seed: int = 0, *, batch_size: int = BATCH_SIZE, progress: bool = False) -> np.ndarray:
     """uint8 (N, C, H, W) -> (N,) likelihood regret in bits: ELBO(x; q*) − ELBO(x; q(z|x)) ≥ 0.
 
@@ -114,7 +114,8 @@ def likelihood_regret_bits(model, images: np.ndarray, steps: int = 50, lr: float
     device = device_of(model)
     D = model.latent_dim
     out = []
-    with _frozen(model):
+    # Gradients are needed even when a caller scores under torch.inference_mode() or no_grad().
+    with _frozen(model), torch.inference_mode(False), torch.enable_grad():
         for _, chunk in batches(images, batch_size, progress, "likelihood regret"):
             x = to_float(chunk, device)
             noise = per_image_normal(chunk, (samples + steps, D), seed, device)    # (samples + steps, B, D)

@@ -14,17 +14,20 @@ SCORE_CHOICES = ["nll", "elbo", "complexity", "regret", "reconstruction", "all"]
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--score", "scores", multiple=True, type=click.Choice(SCORE_CHOICES),
               help="score(s) to compute, repeatable; all = every score the model supports "
-                   "[default: regret for scoring, all for --evaluate].")
+                   "[default: complexity for scoring, all for --evaluate].")
 @click.option("--evaluate", nargs=2, type=click.Path(path_type=Path), default=None, metavar="IN OUT",
               help="instead of scoring IMAGES: AUROC and AUPRC of each score separating in-distribution "
                    "images IN from out-of-distribution images OUT (files, folders or .npy).")
 @click.option("--samples", type=click.IntRange(1, 4096), default=32, show_default=True,
               help="importance samples K of the likelihood bound (nll, elbo, complexity).")
-@click.option("--compressor", type=click.Choice(["png", "zlib", "bz2", "lzma"]), default="png", show_default=True,
-              help="complexity: the lossless compressor whose length is subtracted.")
-@click.option("--regret-steps", type=click.IntRange(1, 10_000), default=50, show_default=True,
+@click.option("--compressor", type=click.Choice(["context", "png", "zlib", "bz2", "lzma"]), default="context",
+              show_default=True, help="complexity: the lossless compressor whose length is subtracted "
+                                      "(context: JBIG-style context modelling, the strongest here).")
+@click.option("--regret-steps", type=click.IntRange(1, 10_000), default=100, show_default=True,
               help="regret: Adam steps re-fitting each image's posterior.")
-@click.option("--regret-lr", type=float, default=0.1, show_default=True, help="regret: Adam step size.")
+@click.option("--regret-lr", type=float, default=0.05, show_default=True, help="regret: Adam step size.")
+@click.option("--binarizations", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="runs trained on binarised images: average the likelihood scores over this many binarisations.")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of binarisation and Monte Carlo noise.")
 @click.option("--quantile", type=float, default=0.95, show_default=True,
               help="threshold = this quantile of the scores of in-distribution images (0.95: ~5 % false alarms).")
@@ -36,7 +39,7 @@ SCORE_CHOICES = ["nll", "elbo", "complexity", "regret", "reconstruction", "all"]
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="scores CSV (scoring) or results JSON (--evaluate) [default: RUN/apps/anomaly.csv or .json].")
 def command(run: Path, images: tuple[Path, ...], scores: tuple[str, ...], evaluate, samples: int, compressor: str,
-            regret_steps: int, regret_lr: float, seed: int, quantile: float, fit_split: str, fit_images: int,
+            regret_steps: int, regret_lr: float, binarizations: int, seed: int, quantile: float, fit_split: str, fit_images: int,
             refit: bool, out: Path | None):
     """Anomaly scores of IMAGES under RUN's model (higher = more anomalous), with a threshold.
 
@@ -44,7 +47,7 @@ def command(run: Path, images: tuple[Path, ...], scores: tuple[str, ...], evalua
     Scores (bits per image):
       nll             −log2 p(x), importance-weighted bound
       elbo            −ELBO
-      complexity      nll − PNG length of the image (Serrà et al. 2020)
+      complexity      nll − compressed length of the image (Serrà et al. 2020)
       regret          ELBO gain when the posterior is re-fitted to the one image (Xiao et al. 2020)
       reconstruction  mean squared reconstruction error per pixel (also for plain autoencoders)
     The raw likelihood famously rates some foreign images as *more* likely (a Fashion-MNIST
@@ -64,7 +67,7 @@ def command(run: Path, images: tuple[Path, ...], scores: tuple[str, ...], evalua
 
     model = load(run)
     settings = ScoreSettings(samples=samples, seed=seed, compressor=compressor, regret_steps=regret_steps,
-                             regret_lr=regret_lr)
+                             regret_lr=regret_lr, binarizations=binarizations)
     if evaluate is not None:
         if images:
             from ..errors import VaelabError
@@ -72,7 +75,7 @@ def command(run: Path, images: tuple[Path, ...], scores: tuple[str, ...], evalua
             raise VaelabError("--evaluate IN OUT takes its images from IN and OUT; drop the other IMAGES")
         _evaluate(model, evaluate, _kinds(model, scores or ("all",)), settings, out)
     else:
-        _score(model, images, _kinds(model, scores or ("regret",)), settings, quantile, fit_split, fit_images,
+        _score(model, images, _kinds(model, scores or (("complexity",) if model.is_variational else ("reconstruction",))), settings, quantile, fit_split, fit_images,
                refit, out)
 
 
