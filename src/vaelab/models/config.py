@@ -20,3 +20,5 @@ class ModelConfig:
     beta: float = option(1.0, "weight β of the KL term: 1 is the VAE, other values the β-VAE", min=0.0)
     objective: str = option("", "training objective: elbo or iwae; empty = the model's own default")
     iw_samples: int = option(1, "samples K per image for the iwae objective", min=1, max=4096)
+    rd_lambdas: list[float] = option([0.1, 0.3, 1.0, 3.0, 10.0], "conv-rd: distortion weights λ of loss = bits + λ·MSE (MSE in [0,255]² units), one per quality level", min=0.0, min_exclusive=True)
+    latent_channels: int = option(32, "conv-rd: channels of its spatial latent (on the grid of the last conv stage)", min=1, max=1024)

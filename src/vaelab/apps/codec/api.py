@@ -1,0 +1,135 @@
+"""compress / decompress / inspect: images to a real bitstream and back.
+
+    data = compress(model, images_uint8, quality=None)   # (N, C, H, W) uint8 -> bytes
+    images = decompress(data, model)                     # bytes -> (N, C, H, W) uint8
+    info = inspect(data)                                 # header fields, per-image bytes
+
+The encoder runs the model's encoder, quantises the latent with the steps the quality
+selects, and range-codes each image's integers under the model's discretised density
+(coders.py, density.py, entropy.py); the container (container.py) adds the shared header and
+a checksum. The decoder checks the file before it trusts any of it, rebuilds the same
+probability tables from the model's parameters, decodes the integers and runs the decoder
+network. Every problem a user can cause is a one-line :class:`VaelabError`.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import Callable
+
+import numpy as np
+
+from ...errors import VaelabError
+from . import container, entropy
+from .coders import coder_for
+
+MAX_DECODED_BYTES = 1 << 30   # refuse files that would expand to more than 1 GiB of pixels
+
+
+def _float32(value: float) -> float:
+    """The value as the file stores it, so encoder and decoder use the very same quality."""
+    return struct.unpack("<f", struct.pack("<f", value))[0]
+
+
+def _check_quality(coder, quality: float | None) -> float:
+    if quality is None:
+        quality = coder.default_quality
+    try:
+        quality = float(quality)
+    except (TypeError, ValueError):
+        raise VaelabError(f"quality must be a number, got {quality!r}") from None
+    lo, hi = coder.quality_range
+    if not (math.isfinite(quality) and lo <= quality <= hi):
+        raise VaelabError(f"quality must be between {lo:g} and {hi:g} for this model, got {quality:g}")
+    return _float32(quality)
+
+
+def _as_images(images, shape: tuple[int, int, int]) -> np.ndarray:
+    if hasattr(images, "detach"):  # a torch tensor
+        images = images.detach().cpu().numpy()
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise VaelabError(f"the codec takes uint8 images (0..255); got dtype {images.dtype}")
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(shape):
+        raise VaelabError(f"this model codes images of shape (N, {', '.join(map(str, shape))}); got {images.shape}")
+    if len(images) == 0:
+        raise VaelabError("there are no images to compress")
+    return np.ascontiguousarray(images)
+
+
+def compress(model, images, quality: float | None = None,
+             progress: Callable[[int], None] | None = None) -> bytes:
+    """uint8 images (N, C, H, W) -> the bytes of one codec file holding all N.
+
+    ``model`` is a vaelab model (``vaelab.load(run)``) or a :class:`PCACoder`; ``quality``
+    its quality knob (None = the model's default; see coders.py). ``progress`` is called
+    with the number of images just coded.
+    """
+    coder = coder_for(model)
+    images = _as_images(images, coder.image_shape)
+    quality = _check_quality(coder, quality)
+    tables = coder.tables(quality)
+    symbols = tables.symbols(coder.analysis(images))                       # (N, D)
+    payloads = []
+    for row in symbols:
+        payloads.append(entropy.encode(row, tables))
+        if progress is not None:
+            progress(1)
+    header = container.Header(coder.name, coder.fingerprint, quality, coder.image_shape,
+                              tuple(len(p) for p in payloads))
+    return container.pack(header, payloads)
+
+
+def decompress(data: bytes, model, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """The bytes of a codec file -> uint8 images (N, C, H, W), with the model that wrote it."""
+    header, payloads = container.unpack(data)
+    coder = coder_for(model)
+    if header.fingerprint != coder.fingerprint:
+        raise VaelabError(f"was written by the model with fingerprint {header.fingerprint.hex()}, but the model "
+                          f"given has fingerprint {coder.fingerprint.hex()}; decompress with the run that compressed it")
+    if header.coder != coder.name:
+        raise VaelabError(f"was coded with the {header.coder} coder, but this model uses the {coder.name} coder")
+    if header.image_shape != coder.image_shape:
+        raise VaelabError(f"holds images of shape {header.image_shape}, but the model makes {coder.image_shape}; "
+                          "the file is damaged")
+    lo, hi = coder.quality_range
+    if not lo <= header.quality <= hi:
+        raise VaelabError(f"was coded at quality {header.quality:g}, outside this model's {lo:g}..{hi:g}; "
+                          "the file is damaged")
+    if header.count * math.prod(header.image_shape) > MAX_DECODED_BYTES:
+        raise VaelabError(f"would decode to {header.count:,} images of shape {header.image_shape}, over the "
+                          f"{MAX_DECODED_BYTES:,}-byte limit; split it into smaller files")
+    tables = coder.tables(header.quality)
+    symbols = np.empty((header.count, len(tables.steps)), dtype=np.int32)
+    for i, payload in enumerate(payloads):
+        try:
+            symbols[i] = entropy.decode(payload, tables)
+        except VaelabError as exc:
+            raise VaelabError(f"image {i + 1}: {exc}") from None
+        if progress is not None:
+            progress(1)
+    return coder.synthesis(tables.values(symbols), header.quality)
+
+
+def inspect(data: bytes) -> dict:
+    """What a codec file holds, without a model: header fields and each image's bytes.
+
+    ``header_bytes + sum(image_bytes) == total_bytes``; header_bytes counts the shared
+    header, every image's length field and the checksum.
+    """
+    header, payloads = container.unpack(data)
+    C, H, W = header.image_shape
+    shared = container.header_bytes(header)
+    return {
+        "format_version": container.FORMAT_VERSION,
+        "coder": header.coder,
+        "fingerprint": header.fingerprint.hex(),
+        "quality": header.quality,
+        "image_shape": list(header.image_shape),
+        "images": header.count,
+        "total_bytes": len(data),
+        "header_bytes": shared,
+        "image_bytes": [len(p) for p in payloads],
+        "bits_per_pixel": len(data) * 8 / (header.count * H * W),
+    }

@@ -1,0 +1,202 @@
+"""Latent coders: how each kind of model turns images into quantised latents and back.
+
+A coder bundles what the codec needs from a transform:
+
+    analysis(images uint8 (N,C,H,W)) -> y (N, D) float64       the encoder, continuous
+    tables(quality)                  -> CodingTables             steps Δ and P_d(k), float64
+    synthesis(ŷ (N, D), quality)     -> images uint8 (N,C,H,W)   the decoder on the dequantised code
+
+and the model's ``fingerprint``. The entropy model is the one the model knows:
+
+* ``conv-rd`` (rate–distortion models): its learned factorised density and learned steps;
+  quality 1..L picks (or interpolates) the trained levels.
+* VAEs: the N(0, I) prior discretised with step Δ (thesis ch. 3: the prior is the code's
+  model); the encoder's means are sent.
+* plain autoencoders: a Gaussian per dimension fitted to the training codes (the buffers
+  ``code_mean``/``code_cov`` every AE keeps), steps in units of each dimension's spread.
+
+For the last two, quality q sets the step Δ = 2^(−(q − 1)/2) (in prior or code-spread
+units): every +1 halves Δ² — about 3 dB more latent precision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Protocol
+
+import numpy as np
+
+from ...errors import VaelabError
+from .container import FINGERPRINT_BYTES
+from .density import CodingTables, FactorisedDensity, coding_tables
+
+SCALAR_QUALITY_RANGE = (1.0, 20.0)
+BATCH = 256  # images per network call; fixed so a file always decodes in the same batches
+
+
+class LatentCoder(Protocol):
+    name: str                       # container.CODERS name
+    image_shape: tuple[int, int, int]
+    fingerprint: bytes
+    default_quality: float
+    quality_range: tuple[float, float]
+
+    def analysis(self, images: np.ndarray) -> np.ndarray: ...
+    def tables(self, quality: float) -> CodingTables: ...
+    def synthesis(self, values: np.ndarray, quality: float) -> np.ndarray: ...
+
+
+def scalar_step(quality: float) -> float:
+    """Quality q -> step Δ = 2^(−(q−1)/2) for coders with one step for every dimension."""
+    return float(2.0 ** (-(quality - 1.0) / 2.0))
+
+
+def fingerprint_tensors(model_name: str, image_shape, tensors: dict) -> bytes:
+    """8 bytes of SHA-256 over a model's name, image shape and every weight, in name order.
+
+    ``tensors`` maps names to torch tensors or numpy arrays (a state dict or a weights file).
+    Any changed weight — even one bit — changes the fingerprint.
+    """
+    h = hashlib.sha256(b"vaelab-codec-fingerprint\0")
+    h.update(json.dumps([model_name, [int(s) for s in image_shape]]).encode())
+    for name in sorted(tensors):
+        value = tensors[name]
+        array = value.detach().cpu().contiguous().numpy() if hasattr(value, "detach") else np.asarray(value)
+        array = np.ascontiguousarray(array)
+        h.update(json.dumps([name, str(array.dtype), list(array.shape)]).encode())
+        h.update(array.tobytes())
+    return h.digest()[:FINGERPRINT_BYTES]
+
+
+def model_fingerprint(model) -> bytes:
+    """The 8-byte fingerprint of a vaelab model (or a PCA coder) that the codec writes into files."""
+    if hasattr(model, "fingerprint") and isinstance(model.fingerprint, bytes):
+        return model.fingerprint
+    return fingerprint_tensors(getattr(model, "registry_name", type(model).__name__), model.image_shape,
+                               model.state_dict())
+
+
+class NetworkCoder:
+    """Shared by the coders of registry models: run the encoder and decoder networks.
+
+    Networks run where the model lives, in float32, with gradients off; for images that
+    are identical byte for byte on every machine, load the model on the CPU.
+    """
+
+    name = ""
+    default_quality = 9.0
+    quality_range = SCALAR_QUALITY_RANGE
+
+    def __init__(self, model):
+        self.model = model
+        self.image_shape = tuple(model.image_shape)
+        self.fingerprint = model_fingerprint(model)
+        self._device = next(model.parameters()).device
+
+    def analysis(self, images: np.ndarray) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(images), BATCH):
+                x = torch.from_numpy(np.ascontiguousarray(images[start:start + BATCH])).to(self._device).float() / 255.0
+                out.append(self._encode(x).double().cpu().numpy())
+        return np.concatenate(out)
+
+    def synthesis(self, values: np.ndarray, quality: float) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(values), BATCH):
+                z = torch.from_numpy(values[start:start + BATCH]).to(self._device, torch.float32)
+                mean = self._decode(z, quality)
+                out.append(np.clip(np.rint(mean.float().cpu().numpy() * 255.0), 0, 255).astype(np.uint8))
+        return np.concatenate(out)
+
+    def _encode(self, x):
+        return self.model.encode_mean(x)
+
+    def _decode(self, z, quality: float):
+        return self.model.decode_mean(z)
+
+
+class GaussianPriorCoder(NetworkCoder):
+    """VAEs: send the posterior means under the discretised N(0, I) prior."""
+
+    name = "gaussian-prior"
+
+    def tables(self, quality: float) -> CodingTables:
+        D = self.model.latent_dim
+        density = FactorisedDensity("normal", {"loc": np.zeros(D), "scale": np.ones(D)})
+        return coding_tables(density, np.full(D, scalar_step(quality)))
+
+
+class FittedGaussianCoder(NetworkCoder):
+    """Plain autoencoders: a Gaussian per code dimension fitted to the training codes."""
+
+    name = "fitted-gaussian"
+
+    def tables(self, quality: float) -> CodingTables:
+        mean = self.model.code_mean.detach().cpu().double().numpy()
+        var = np.diagonal(self.model.code_cov.detach().cpu().double().numpy()).copy()
+        # A dimension the training codes never moved still needs a spread to be coded.
+        scale = np.sqrt(np.maximum(var, 1e-12)) + 1e-6
+        density = FactorisedDensity("normal", {"loc": mean, "scale": scale})
+        return coding_tables(density, scalar_step(quality) * scale)
+
+
+class RateDistortionCoder(NetworkCoder):
+    """``conv-rd`` models: their learned density, learned steps, and level-aware decoder."""
+
+    name = "rate-distortion"
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.quality_range = (1.0, float(model.levels))
+        self.default_quality = float(model.levels)
+        self._density = FactorisedDensity("logistic-mixture", model.density.parameters_float64())
+        self._log_steps = model.log_steps.detach().cpu().double().numpy()          # (L, D)
+
+    def _level_weights(self, quality: float) -> np.ndarray:
+        """Quality 1..L -> (L,) float64 interpolation weights (as the model's level_weights)."""
+        L = self.model.levels
+        level = min(max(float(quality) - 1.0, 0.0), L - 1.0)
+        below = min(int(np.floor(level)), max(L - 2, 0))
+        weights = np.zeros(L)
+        weights[below] = 1.0 - (level - below)
+        if L > 1:
+            weights[below + 1] += level - below
+        return weights
+
+    def tables(self, quality: float) -> CodingTables:
+        w = self._level_weights(quality)
+        log_steps = np.zeros(self._log_steps.shape[1])
+        for level in range(len(w)):  # element-wise, fixed order
+            log_steps += w[level] * self._log_steps[level]
+        return coding_tables(self._density, np.exp(log_steps))
+
+    def _decode(self, z, quality: float):
+        import torch
+
+        w = torch.from_numpy(self._level_weights(quality)).to(z.device, torch.float32)
+        return self.model.likelihood(self.model.decode(z, w.expand(z.shape[0], -1))).mean
+
+
+def coder_for(model) -> LatentCoder:
+    """The latent coder of a vaelab model (or a PCA coder, which is its own)."""
+    from ...models.ae import AutoEncoder
+    from ...models.rd import RateDistortionAutoEncoder
+    from ...models.vae import VAE
+
+    if hasattr(model, "tables") and hasattr(model, "synthesis"):
+        return model
+    if isinstance(model, RateDistortionAutoEncoder):
+        return RateDistortionCoder(model)
+    if isinstance(model, VAE):
+        return GaussianPriorCoder(model)
+    if isinstance(model, AutoEncoder):
+        return FittedGaussianCoder(model)
+    raise VaelabError(f"the codec cannot code with a {type(model).__name__}; use a vaelab model "
+                      "(`vaelab.load(run_dir)`) or a PCA coder")

@@ -1,0 +1,160 @@
+"""The codec's file format: one shared header, the images' bitstreams, a checksum.
+
+Layout (integers marked *varint* are unsigned LEB128, 1 byte below 128)::
+
+    magic        3 bytes   b"VLC"
+    version      1 byte    FORMAT_VERSION
+    coder        1 byte    how the latent was coded (CODERS: which transform/density family)
+    fingerprint  8 bytes   first 8 bytes of SHA-256 over the model's weights (see fingerprint.py)
+    quality      4 bytes   float32, little-endian: the quality the images were coded at
+    C, H, W      3 varints image shape
+    N            varint    number of images
+    lengths      N varints bytes of each image's bitstream
+    payloads     Σ lengths the bitstreams, in order
+    crc32        4 bytes   CRC-32 (little-endian) of every byte before it
+
+A one-image 28×28 file therefore carries 25 bytes besides its bitstream; N images share
+them (plus one length byte each). The checksum is verified before anything else is trusted,
+so a truncated file, a flipped byte or random input is refused before any decoding runs.
+Nothing here knows about models or torch: it moves bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+
+from ...errors import VaelabError
+
+MAGIC = b"VLC"
+FORMAT_VERSION = 1
+FINGERPRINT_BYTES = 8
+CHECKSUM_BYTES = 4
+MAX_DIMENSION = 65536       # pixels per side, and channels (anything larger is not a vaelab image)
+MAX_VARINT_BYTES = 10
+
+# coder byte -> name; the name tells the decoder which density family the model must provide
+CODERS = {1: "rate-distortion", 2: "gaussian-prior", 3: "fitted-gaussian", 4: "pca"}
+CODER_IDS = {name: code for code, name in CODERS.items()}
+
+_FIXED = struct.Struct("<3sBB8sf")  # magic, version, coder, fingerprint, quality
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a file says about itself (everything but the bitstreams)."""
+
+    coder: str
+    fingerprint: bytes
+    quality: float
+    image_shape: tuple[int, int, int]
+    lengths: tuple[int, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.lengths)
+
+
+def encode_varint(value: int) -> bytes:
+    if value < 0:
+        raise ValueError("varints are unsigned")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def decode_varint(data: bytes, pos: int, what: str) -> tuple[int, int]:
+    """Read one varint at ``pos`` -> (value, next position); refuses overlong or cut-off ones."""
+    value = 0
+    for i in range(MAX_VARINT_BYTES):
+        if pos + i >= len(data):
+            raise VaelabError(f"is cut off inside the {what} field; the file is truncated")
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            if i and byte == 0:
+                raise VaelabError(f"has a malformed {what} field (over-long number); the file is damaged")
+            return value, pos + i + 1
+    raise VaelabError(f"has a malformed {what} field (number too long); the file is damaged")
+
+
+def pack(header: Header, payloads: list[bytes]) -> bytes:
+    """Header + bitstreams -> the bytes of a file (with its checksum)."""
+    if header.coder not in CODER_IDS:
+        raise ValueError(f"unknown coder {header.coder!r}")
+    if len(payloads) != header.count or any(len(p) != n for p, n in zip(payloads, header.lengths)):
+        raise ValueError("payload lengths do not match the header")
+    if len(header.fingerprint) != FINGERPRINT_BYTES:
+        raise ValueError("fingerprints are 8 bytes")
+    body = bytearray(_FIXED.pack(MAGIC, FORMAT_VERSION, CODER_IDS[header.coder], header.fingerprint,
+                                 header.quality))
+    for value in (*header.image_shape, header.count, *header.lengths):
+        body += encode_varint(value)
+    for payload in payloads:
+        body += payload
+    body += struct.pack("<I", zlib.crc32(body))
+    return bytes(body)
+
+
+def unpack(data: bytes) -> tuple[Header, list[bytes]]:
+    """The bytes of a file -> (header, bitstreams), or a one-line VaelabError saying what is wrong.
+
+    Checks, in order: the magic bytes (is it our file at all?), the checksum (is it intact?),
+    the version, then every field's range and that the lengths add up to the file exactly.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise VaelabError(f"codec input must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < len(MAGIC) or data[:len(MAGIC)] != MAGIC:
+        raise VaelabError("is not a vaelab codec file (wrong magic bytes); compress images with `vaelab compress`")
+    if len(data) < _FIXED.size + CHECKSUM_BYTES + 5:
+        raise VaelabError(f"is too short to be a vaelab codec file ({len(data)} bytes); the file is truncated")
+    body, (stored,) = data[:-CHECKSUM_BYTES], struct.unpack("<I", data[-CHECKSUM_BYTES:])
+    if zlib.crc32(body) != stored:
+        raise VaelabError("fails its checksum: the file is truncated or damaged")
+    _, version, coder_id, fingerprint, quality = _FIXED.unpack_from(body)
+    if version != FORMAT_VERSION:
+        raise VaelabError(f"is in codec format version {version}, but this vaelab reads version {FORMAT_VERSION}; "
+                          "use the vaelab version that wrote it")
+    if coder_id not in CODERS:
+        raise VaelabError(f"names an unknown coder ({coder_id}); the file is damaged or from a newer vaelab")
+    if not math.isfinite(quality):
+        raise VaelabError("has a quality that is not a finite number; the file is damaged")
+    pos = _FIXED.size
+    shape = []
+    for axis in ("channels", "height", "width"):
+        value, pos = decode_varint(body, pos, f"image {axis}")
+        if not 1 <= value <= MAX_DIMENSION:
+            raise VaelabError(f"has an impossible image {axis} ({value}); the file is damaged")
+        shape.append(value)
+    count, pos = decode_varint(body, pos, "image count")
+    # Each image needs at least its length byte: a count beyond that is damage, caught before allocating.
+    if not 1 <= count <= len(body) - pos:
+        raise VaelabError(f"claims {count} images, which cannot fit in {len(data)} bytes; the file is damaged")
+    lengths = []
+    for i in range(count):
+        length, pos = decode_varint(body, pos, f"length of image {i + 1}")
+        lengths.append(length)
+    if pos + sum(lengths) != len(body):
+        raise VaelabError(f"has {len(body) - pos} bytes of bitstreams but its header announces {sum(lengths)}; "
+                          "the file is damaged")
+    payloads = []
+    for length in lengths:
+        payloads.append(body[pos:pos + length])
+        pos += length
+    header = Header(CODERS[coder_id], fingerprint, float(quality), (shape[0], shape[1], shape[2]), tuple(lengths))
+    return header, payloads
+
+
+def header_bytes(header: Header) -> int:
+    """Bytes of a file that are not bitstreams: the shared header, the length fields, the checksum."""
+    return (_FIXED.size + sum(len(encode_varint(v)) for v in (*header.image_shape, header.count, *header.lengths))
+            + CHECKSUM_BYTES)

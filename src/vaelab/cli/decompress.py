@@ -1,0 +1,99 @@
+"""``vaelab decompress``: a codec file -> PNG images, with the run that wrote it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def find_run(fingerprint: str, search: Path) -> Path | None:
+    """The run directory under ``search`` whose weights have this fingerprint (hex), if any.
+
+    Fingerprints are computed from each run's weights file and metadata alone, without
+    building the models.
+    """
+    from ..apps.codec.coders import fingerprint_tensors
+    from ..errors import VaelabError
+    from ..runs import CONFIG_FILE, MODEL_FILE
+    from ..training.checkpoint import load_weights
+
+    if not search.is_dir():
+        return None
+    for run_dir in sorted(p for p in search.iterdir() if (p / CONFIG_FILE).is_file() and (p / MODEL_FILE).is_file()):
+        try:
+            tensors, meta = load_weights(run_dir / MODEL_FILE)
+            shape = json.loads(meta.get("image_shape", "[]"))
+            if fingerprint_tensors(meta.get("model", ""), shape, tensors).hex() == fingerprint:
+                return run_dir
+        except (VaelabError, ValueError, TypeError):
+            continue  # not a run we can read: not the one that wrote the file
+    return None
+
+
+@click.command("decompress", context_settings={"max_content_width": 110})
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path), default=None,
+              help="folder to write the images into (image-0001.png, …).")
+@click.option("--run", "run", type=click.Path(path_type=Path), default=None,
+              help="the run whose model wrote FILE (default: the run under ./runs whose fingerprint matches).")
+@click.option("--info", is_flag=True, help="print the file's header and per-image bytes as JSON; decode nothing.")
+@click.option("--threads", type=int, default=0, help="CPU threads for the decoder network (0 = PyTorch's default).")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar.")
+def command(file: Path, out: Path | None, run: Path | None, info: bool, threads: int, quiet: bool):
+    """Decode FILE (written by `vaelab compress`) into PNG images in OUT.
+
+    The file names the fingerprint of the model that wrote it; decoding with any other
+    model is refused. Without --run, the run directories under ./runs are searched for it.
+
+    \b
+    Examples:
+      vaelab decompress clothes.vlc -o decoded/ --run runs/codec-fmnist
+      vaelab decompress clothes.vlc -o decoded/          # finds the run under ./runs
+      vaelab decompress clothes.vlc --info               # header and bytes per image
+    """
+    from ..apps import codec
+    from ..errors import VaelabError
+    from ..fileio import read_bytes
+
+    data = read_bytes(file, "codec file", max_bytes=1 << 30)
+    try:
+        header = codec.inspect(data)
+    except VaelabError as exc:
+        raise VaelabError(str(exc), file) from None
+    if info:
+        click.echo(json.dumps(header, indent=2))
+        return
+    if out is None:
+        raise VaelabError("give -o DIR, the folder for the decoded images (or --info to only read the header)")
+
+    import torch
+    from tqdm.auto import tqdm
+
+    from .. import load
+    from ..imageio import save_image
+
+    if threads:
+        torch.set_num_threads(threads)
+    if run is None:
+        run = find_run(header["fingerprint"], Path("runs"))
+        if run is None:
+            raise VaelabError(f"no run under ./runs has the fingerprint {header['fingerprint']} that wrote this file; "
+                              "pass --run RUN_DIR", file)
+        click.echo(f"using {run} (fingerprint {header['fingerprint']})")
+    model = load(run)
+    with tqdm(total=header["images"], unit="img", desc="decoding", disable=quiet or header["images"] < 50) as bar:
+        try:
+            images = codec.decompress(data, model, progress=bar.update)
+        except VaelabError as exc:
+            raise VaelabError(str(exc), file) from None
+    digits = max(4, len(str(len(images))))
+    paths = []
+    for i, image in enumerate(images, start=1):
+        path = out / f"image-{i:0{digits}d}.png"
+        save_image(path, image)
+        paths.append(path)
+    click.echo(f"decoded {len(images)} image{'s' * (len(images) != 1)} of shape {tuple(images.shape[1:])} "
+               f"from {len(data):,} bytes into {out}/ ({paths[0].name}"
+               f"{' … ' + paths[-1].name if len(paths) > 1 else ''})")

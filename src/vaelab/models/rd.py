@@ -1,0 +1,330 @@
+"""A rate–distortion autoencoder for compression (Ballé, Laparra & Simoncelli 2017).
+
+The thesis' first application of autoencoders (ch. 2) is to send an image's small code
+instead of the image. An autoencoder trained only to reconstruct does not know what a code
+*costs*; this model does. Its encoder f_e maps an image to a latent y ∈ R^D, the code sent is
+ŷ = Δ·round(y/Δ), and a learned factorised density p(y) = Π_d p_d(y_d) tells an entropy coder
+how many bits each ŷ takes:
+
+    rate(ŷ)  = −log₂ Π_d P_d(ŷ_d),   P_d(k·Δ_d) = F_d((k + ½)Δ_d) − F_d((k − ½)Δ_d)
+    loss     = rate + λ · distortion,  distortion = mean squared error in [0, 255]² units
+
+with F_d the cumulative distribution of p_d (a mixture of logistics per latent element).
+Rounding has no gradient, so training replaces it by additive uniform noise ỹ = y + Δ·u,
+u ~ U(−½, ½)^D, whose density is exactly P_d above evaluated at ỹ (Ballé et al. 2017, §2);
+the decoder sees ỹ in training and ŷ at test time.
+
+The latent is spatial: ``latent_channels`` maps on the grid of the last conv stage (7×7 for
+28×28 images), flattened to D = channels·h·w numbers. Each element has its own density, so
+the model learns that a border position is nearly always empty and costs almost nothing.
+The transforms are Ballé's: strided 5×5 convolutions with GDN (generalised divisive
+normalisation) in the encoder and its approximate inverse, IGDN, in the decoder.
+
+Variable rate: one model serves a continuous range of qualities. Quality level ℓ ∈ [0, L−1]
+has its own distortion weight λ_ℓ (``rd_lambdas``) and its own learned quantisation step
+Δ_{ℓ,d} per latent element; between trained levels both are interpolated geometrically, and
+training draws a level per image uniformly from the continuum. The encoder is shared, so y
+— and the density p(y) — is the same at every quality: only the step changes (coarser
+steps zero out more elements and cost fewer bits). The decoder is told the level (the two
+interpolation weights, as constant extra input channels) so it can treat coarse codes
+differently from fine ones.
+
+Rates are in **bits per image**, distortions in **[0, 255]² units** (PSNR = 10·log₁₀(255²/D)).
+In the engine's logs the rate sits in the ``kl`` slot and the distortion in ``reconstruction``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import VaelabError
+from .base import Model
+from .config import ModelConfig
+from .objectives import LossTerms
+from .outputs import Output
+from .registry import register_model
+
+LIKELIHOOD_FLOOR = 1e-9   # smallest probability the rate term counts (as Ballé et al.)
+MIXTURE_COMPONENTS = 4
+INITIAL_STEP = 0.5        # Δ of the best quality level at initialisation
+# The density and the steps are stored divided by this factor. Adam moves every parameter by
+# about the learning rate per step whatever its gradient's size, so the 1,568 per-element
+# densities (which must sharpen by several e-folds for unused elements) and the steps then
+# adapt 10× faster than the networks, instead of lagging thousands of steps behind them.
+PARAMETER_SPEED = 10.0
+
+
+class GDN(nn.Module):
+    """Generalised divisive normalisation (Ballé et al. 2016): y_i = x_i / sqrt(β_i + Σ_j γ_ij x_j²).
+
+    ``inverse=True`` multiplies instead (IGDN, the decoder's approximate inverse). β and γ
+    are kept non-negative by squaring their parameters (β also bounded away from 0).
+    """
+
+    def __init__(self, channels: int, inverse: bool = False):
+        super().__init__()
+        self.inverse = inverse
+        self.beta_root = nn.Parameter(torch.ones(channels))
+        self.gamma_root = nn.Parameter(torch.sqrt(0.1 * torch.eye(channels) + 1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        C = x.shape[1]
+        beta = self.beta_root.pow(2) + 1e-6
+        gamma = self.gamma_root.pow(2).view(C, C, 1, 1)
+        norm = torch.sqrt(F.conv2d(x * x, gamma, beta))
+        return x * norm if self.inverse else x / norm
+
+
+class RDEncoder(nn.Module):
+    """(B, C, H, W) -> (B, M, h, w): 5×5 stride-2 convolutions with GDN, then a 3×3 to M channels."""
+
+    def __init__(self, in_channels: int, channels: list[int], latent_channels: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = in_channels
+        for out in channels:
+            layers += [nn.Conv2d(c, out, 5, stride=2, padding=2), GDN(out)]
+            c = out
+        layers.append(nn.Conv2d(c, latent_channels, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # channels-last lets oneDNN pick faster CPU kernels (about 20% per training step here)
+        return self.net(x.contiguous(memory_format=torch.channels_last))
+
+
+class RDDecoder(nn.Module):
+    """(B, M + L, h, w) -> (B, C, H, W) pre-sigmoid means: a 3×3, then transposed 5×5 stride-2 with IGDN."""
+
+    def __init__(self, in_channels: int, channels: list[int], image_shape, sizes: list[tuple[int, int]]):
+        super().__init__()
+        C = image_shape[0]
+        outs = list(reversed(channels[:-1])) + [C]
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, channels[-1], 3, padding=1), GDN(channels[-1], inverse=True)]
+        c = channels[-1]
+        for i, out in enumerate(outs):
+            # stage i goes from sizes[-1-i] to sizes[-2-i]; output padding restores odd sizes
+            (h_big, w_big), (h_small, w_small) = sizes[-2 - i], sizes[-1 - i]
+            pad = (h_big - 2 * h_small + 1, w_big - 2 * w_small + 1)
+            layers.append(nn.ConvTranspose2d(c, out, 5, stride=2, padding=2, output_padding=pad))
+            if i < len(outs) - 1:
+                layers.append(GDN(out, inverse=True))
+            c = out
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
+class LogisticMixtureDensity(nn.Module):
+    """p(y) = Π_d Σ_k π_dk · Logistic(y_d; μ_dk, s_dk): one small mixture per latent element.
+
+    A logistic's CDF is a sigmoid, so bin probabilities F(b) − F(a) are two sigmoids: cheap in
+    training, and reproducible bit for bit in float64 by the codec (apps/codec/density.py).
+    """
+
+    def __init__(self, dims: int, components: int = MIXTURE_COMPONENTS, init_scale: float = 1.0):
+        super().__init__()
+        # Stored divided by PARAMETER_SPEED (see there): the density moves that much faster.
+        self.raw_logits = nn.Parameter(torch.zeros(dims, components))
+        spread = torch.linspace(-1.0, 1.0, components) * init_scale
+        self.raw_locs = nn.Parameter(spread.repeat(dims, 1) / PARAMETER_SPEED)
+        self.raw_log_scales = nn.Parameter(torch.full((dims, components), math.log(init_scale) / PARAMETER_SPEED))
+
+    @property
+    def logits(self) -> torch.Tensor:
+        return self.raw_logits * PARAMETER_SPEED
+
+    @property
+    def locs(self) -> torch.Tensor:
+        return self.raw_locs * PARAMETER_SPEED
+
+    @property
+    def log_scales(self) -> torch.Tensor:
+        return self.raw_log_scales * PARAMETER_SPEED
+
+    def bin_probability(self, center: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+        """(B, D) centres and bin widths -> (B, D) P(center − width/2 < y ≤ center + width/2)."""
+        locs, inv_scales = self.locs, torch.exp(-self.log_scales)             # (D, K)
+        upper = (center + width / 2).unsqueeze(-1)                             # (B, D, 1)
+        lower = (center - width / 2).unsqueeze(-1)
+        t_up, t_lo = (upper - locs) * inv_scales, (lower - locs) * inv_scales  # (B, D, K) logits of F
+        # Evaluate a bin right of a component's centre through 1 − F (the mirrored sigmoid):
+        # tail probabilities keep their digits instead of cancelling near 1.
+        sign = -torch.sign(t_up + t_lo).detach()
+        per_component = torch.abs(torch.sigmoid(sign * t_up) - torch.sigmoid(sign * t_lo))
+        weights = torch.softmax(self.logits, dim=-1)                           # (D, K)
+        return (per_component * weights).sum(-1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(n, D) draws from the mixture (inverse CDF of the chosen logistic)."""
+        D, _ = self.logits.shape
+        probs = torch.softmax(self.logits, dim=-1)
+        pick = torch.multinomial(probs, n, replacement=True, generator=generator)       # (D, n)
+        loc = self.locs.gather(1, pick).T                                               # (n, D)
+        scale = torch.exp(self.log_scales.gather(1, pick)).T
+        u = torch.rand((n, D), generator=generator, device=loc.device).clamp(1e-6, 1 - 1e-6)
+        return loc + scale * torch.log(u / (1 - u))
+
+    def parameters_float64(self) -> dict[str, np.ndarray]:
+        """The mixture's raw parameters as float64 arrays (D, K): what the entropy coder needs."""
+        return {name: getattr(self, name).detach().cpu().double().numpy()
+                for name in ("logits", "locs", "log_scales")}
+
+
+def _level_lambdas(config: ModelConfig) -> list[float]:
+    lambdas = sorted(config.rd_lambdas)
+    if not lambdas or len(set(lambdas)) != len(lambdas):
+        raise VaelabError(f"rd_lambdas must hold one or more distinct λ values, got {config.rd_lambdas}")
+    return lambdas
+
+
+class RateDistortionAutoEncoder(Model):
+    """Encoder → quantised latent under a learned density → decoder; trained on rate + λ·distortion.
+
+    ``encode``/``decode`` work on the flattened latent (B, D), D = M·h·w.
+    """
+
+    is_variational = False
+    default_objective = "rate-distortion"
+
+    def __init__(self, config: ModelConfig, image_shape, encoder: nn.Module, decoder: nn.Module,
+                 latent_grid: tuple[int, int, int]):
+        super().__init__(config, image_shape)
+        lambdas = _level_lambdas(config)
+        self.levels = len(lambdas)
+        self.latent_grid = tuple(latent_grid)           # (M, h, w)
+        self.latent_dim = math.prod(latent_grid)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.density = LogisticMixtureDensity(self.latent_dim)
+        self.register_buffer("lambdas", torch.tensor(lambdas, dtype=torch.float32))
+        # Steps start at Δ ∝ λ^(−1/2) (at high rate MSE ∝ Δ², so this equalises the slopes).
+        init = math.log(INITIAL_STEP) - 0.5 * torch.log(torch.tensor(lambdas) / max(lambdas))
+        self.raw_log_steps = nn.Parameter(init[:, None].repeat(1, self.latent_dim) / PARAMETER_SPEED)
+
+    @property
+    def log_steps(self) -> torch.Tensor:
+        """(L, D) log Δ per quality level and latent element."""
+        return self.raw_log_steps * PARAMETER_SPEED
+
+    # -- quality levels ------------------------------------------------------------------------
+    def level_weights(self, level: torch.Tensor) -> torch.Tensor:
+        """(B,) continuous levels in [0, L−1] -> (B, L) interpolation weights (two non-zero)."""
+        L = self.levels
+        level = level.clamp(0, L - 1)
+        below = level.floor().clamp(max=max(L - 2, 0)).long()
+        frac = (level - below).unsqueeze(1)
+        weights = torch.zeros(level.shape[0], L, device=level.device)
+        weights.scatter_(1, below.unsqueeze(1), 1 - frac)
+        if L > 1:
+            weights.scatter_add_(1, (below + 1).unsqueeze(1), frac)
+        return weights
+
+    def steps(self, weights: torch.Tensor) -> torch.Tensor:
+        """(B, L) level weights -> (B, D) quantisation steps Δ (geometric interpolation)."""
+        return torch.exp(weights @ self.log_steps)
+
+    def level_lambda(self, weights: torch.Tensor) -> torch.Tensor:
+        """(B, L) level weights -> (B,) distortion weights λ (geometric interpolation)."""
+        return torch.exp(weights @ torch.log(self.lambdas))
+
+    def _best_level(self, batch: int, device) -> torch.Tensor:
+        return self.level_weights(torch.full((batch,), float(self.levels - 1), device=device))
+
+    # -- the verbs ------------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, D) continuous latent y (not yet quantised)."""
+        return self.encoder(x).flatten(1)
+
+    def encode_mean(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)
+
+    def decode(self, z: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, D) dequantised latent and (B, L) level weights (default: the best level) -> (B, C, H, W) logits."""
+        B = z.shape[0]
+        M, h, w = self.latent_grid
+        if weights is None:
+            weights = self._best_level(B, z.device)
+        grid = z.reshape(B, M, h, w)
+        if self.levels > 1:
+            grid = torch.cat([grid, weights.to(z.dtype)[:, :, None, None].expand(B, self.levels, h, w)], dim=1)
+        return self.decoder(grid)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                level: torch.Tensor | None = None) -> Output:
+        """Encode, round at ``level`` ((B,) in [0, L−1]; default the best), decode."""
+        B = x.shape[0]
+        weights = self._best_level(B, x.device) if level is None else self.level_weights(level)
+        steps = self.steps(weights)
+        y_hat = torch.round(self.encode(x) / steps) * steps
+        x_hat = self.decode(y_hat, weights)
+        return Output(x_hat=x_hat, z=y_hat, likelihood=self.likelihood(x_hat))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Images through the quantised bottleneck at the best quality level."""
+        return self.likelihood(self(x).x_hat).mean
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
+        """n images decoded from latents drawn from the learned density (scaled by T about 0)."""
+        return self.decode_mean(self.density.sample(n, generator) * temperature)
+
+    # -- the objective -------------------------------------------------------------------------
+    def rate_bits(self, y: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """(B, D) latents (noisy or quantised) and steps -> (B,) −log₂ P(ŷ) in bits."""
+        p = self.density.bin_probability(y, steps).clamp(min=LIKELIHOOD_FLOOR)
+        return -torch.log2(p).sum(dim=1)
+
+    def training_loss(self, x: torch.Tensor, kl_weight: float = 1.0) -> LossTerms:
+        """Per image: rate (bits, in ``kl``) + λ·distortion ([0,255]² MSE, in ``reconstruction``).
+
+        Each image draws its own quality level uniformly in [0, L−1], so one model learns the
+        whole range. In training the code is noisy; in eval mode (validation) it is rounded,
+        so the rate is what the entropy coder actually spends (within about a byte).
+        """
+        B = x.shape[0]
+        weights = self.level_weights(torch.rand(B, device=x.device) * (self.levels - 1))
+        steps = self.steps(weights)
+        y = self.encode(x)
+        if self.training:
+            code = y + steps * (torch.rand_like(y) - 0.5)
+        else:
+            code = torch.round(y / steps) * steps
+        rate = self.rate_bits(code, steps)
+        x_mean = self.likelihood(self.decode(code, weights)).mean
+        distortion = (255.0 * (x_mean - x)).pow(2).flatten(1).mean(1)
+        loss = kl_weight * rate + self.level_lambda(weights) * distortion
+        return LossTerms(loss=loss, reconstruction=distortion, kl=rate)
+
+
+@register_model("conv-rd")
+class ConvRateDistortion(RateDistortionAutoEncoder):
+    """GDN conv encoder/decoder around a spatial latent with a learned factorised density.
+
+    ``hidden`` gives the channels of the stride-2 stages (default [64, 64]: 28 → 14 → 7),
+    ``latent_channels`` the channels M of the latent grid; ``latent_dim`` is not used (the
+    latent has M·h·w elements).
+    """
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, image_shape):
+        if config.objective not in ("", "rate-distortion"):
+            raise VaelabError(f"conv-rd trains on the rate-distortion objective, not '{config.objective}'; "
+                              "leave --objective empty")
+        C, H, W = image_shape
+        channels = config.hidden or [64, 64]
+        sizes = [(H, W)]
+        for _ in channels:  # a 5×5 stride-2 convolution with padding 2 maps n to ⌈n/2⌉
+            sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
+        heights, widths = zip(*sizes)
+        levels = len(_level_lambdas(config))
+        M = config.latent_channels
+        enc = RDEncoder(C, channels, M)
+        dec = RDDecoder(M + (levels if levels > 1 else 0), channels, image_shape, sizes)
+        return cls(config, image_shape, enc, dec, (M, heights[-1], widths[-1]))

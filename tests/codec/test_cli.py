@@ -1,0 +1,84 @@
+"""`vaelab compress` and `vaelab decompress` end to end, on image files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from vaelab.apps import codec
+from vaelab.cli import main
+from vaelab.imageio import read_image, save_image
+
+
+@pytest.fixture
+def image_files(tmp_path, digit_images):
+    folder = tmp_path / "in"
+    for i, image in enumerate(digit_images[:5]):
+        save_image(folder / f"digit-{i}.png", image)
+    return sorted(folder.iterdir())
+
+
+def test_compress_then_decompress(tiny_rd_run, tiny_rd, image_files, digit_images, tmp_path, capsys):
+    out = tmp_path / "digits.vlc"
+    assert main(["compress", str(tiny_rd_run), *map(str, image_files), "-o", str(out), "--quality", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "digit-3.png" in printed and "5 images at quality 2" in printed and str(out) in printed
+    data = out.read_bytes()
+    info = codec.inspect(data)
+    assert info["images"] == 5 and info["quality"] == 2.0
+
+    assert main(["decompress", str(out), "-o", str(tmp_path / "dec"), "--run", str(tiny_rd_run)]) == 0
+    decoded = np.stack([read_image(tmp_path / "dec" / f"image-{i:04d}.png") for i in range(1, 6)])
+    # the PNGs hold exactly what the library decodes
+    assert np.array_equal(decoded, codec.decompress(data, tiny_rd))
+    assert np.array_equal(decoded, codec.decompress(codec.compress(tiny_rd, digit_images[:5], quality=2), tiny_rd))
+
+
+def test_decompress_finds_its_run_by_fingerprint(tiny_rd_run, tiny_vae_run, image_files, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "a.vlc"
+    assert main(["compress", str(tiny_rd_run), str(image_files[0]), "-o", str(out), "-q"]) == 0
+    work = tmp_path / "work"
+    shutil.copytree(tiny_vae_run, work / "runs" / "a-vae")     # a run that did not write it
+    shutil.copytree(tiny_rd_run, work / "runs" / "b-rd")
+    monkeypatch.chdir(work)
+    assert main(["decompress", str(out), "-o", "dec"]) == 0
+    assert "using runs/b-rd" in capsys.readouterr().out
+    assert (work / "dec" / "image-0001.png").is_file()
+
+
+def test_info_needs_no_model(tiny_rd_run, image_files, tmp_path, capsys):
+    out = tmp_path / "a.vlc"
+    assert main(["compress", str(tiny_rd_run), *map(str, image_files), "-o", str(out), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["decompress", str(out), "--info"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["images"] == 5 and info["total_bytes"] == out.stat().st_size
+
+
+def test_errors_are_one_line(tiny_rd_run, tiny_vae_run, image_files, tmp_path, capsys):
+    out = tmp_path / "a.vlc"
+    assert main(["compress", str(tiny_rd_run), str(image_files[0]), "-o", str(out), "-q"]) == 0
+    capsys.readouterr()
+    cases = [
+        (["decompress", str(out), "-o", str(tmp_path / "d"), "--run", str(tiny_vae_run)], "fingerprint"),
+        (["decompress", str(image_files[0]), "-o", str(tmp_path / "d")], "not a vaelab codec file"),
+        (["decompress", str(out)], "give -o DIR"),
+        (["compress", str(tiny_rd_run), str(image_files[0]), "-o", str(out), "--quality", "9"], "between 1 and 3"),
+        (["compress", str(tmp_path), str(image_files[0]), "-o", str(out)], "not a run directory"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("vaelab: error: ") and message in err and err.count("\n") == 1
+    out.write_bytes(out.read_bytes()[:-3])
+    assert main(["decompress", str(out), "-o", str(tmp_path / "d"), "--run", str(tiny_rd_run)]) == 2
+    assert "checksum" in capsys.readouterr().err
+
+
+def test_help_has_examples(capsys):
+    for name in ("compress", "decompress"):
+        assert main([name, "--help"]) == 0
+        assert "Examples:" in capsys.readouterr().out

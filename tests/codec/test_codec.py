@@ -1,0 +1,162 @@
+"""compress / decompress / inspect with every kind of model, and PCA."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import vaelab
+from vaelab import VaelabError
+from vaelab.apps import codec
+from vaelab.apps.codec import container
+from vaelab.apps.codec.coders import scalar_step
+
+
+@pytest.fixture(scope="module")
+def vae(tiny_vae_run):
+    return vaelab.load(tiny_vae_run)
+
+
+@pytest.fixture(scope="module")
+def ae(tiny_ae_run):
+    return vaelab.load(tiny_ae_run)
+
+
+@pytest.fixture(scope="module")
+def pca(digit_images):
+    from sklearn.datasets import load_digits
+
+    train = np.round(load_digits().images[:-40] * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    return codec.PCACoder.fit(train)
+
+
+@pytest.mark.parametrize("which, quality", [("tiny_rd", 1), ("tiny_rd", 2.5), ("tiny_rd", 3),
+                                            ("vae", 5), ("ae", 7), ("pca", 8)])
+def test_round_trip_is_exact_at_the_code_level(request, digit_images, which, quality):
+    model = request.getfixturevalue(which)
+    data = codec.compress(model, digit_images, quality=quality)
+    first = codec.decompress(data, model)
+    second = codec.decompress(data, model)
+    assert first.dtype == np.uint8 and first.shape == digit_images.shape
+    assert np.array_equal(first, second)                          # bit for bit, every time
+    assert codec.compress(model, digit_images, quality=quality) == data   # and the encoder too
+
+
+@pytest.mark.parametrize("which, quality", [("tiny_rd", 2), ("vae", 6), ("ae", 6), ("pca", 9)])
+def test_decoded_images_are_the_decoder_on_the_rounded_latent(request, digit_images, which, quality):
+    """Independent path: quantise the encoder's output with the step the quality names, decode."""
+    model = request.getfixturevalue(which)
+    decoded = codec.decompress(codec.compress(model, digit_images, quality=quality), model)
+    x = torch.from_numpy(digit_images).float() / 255
+    if which == "tiny_rd":  # the model's own forward pass rounds at a trained level
+        with torch.no_grad():
+            mean = model.likelihood(model(x, level=torch.full((len(x),), quality - 1.0)).x_hat).mean.numpy()
+    elif which == "pca":
+        y = (digit_images.reshape(len(x), -1) / 255.0 - model.mean) @ model.components.T
+        step = scalar_step(quality)
+        mean = (model.mean + np.rint(y / step) * step @ model.components).reshape(digit_images.shape)
+    else:
+        with torch.no_grad():
+            y = model.encode_mean(x).double().numpy()
+            step = scalar_step(quality)
+            if which == "ae":
+                step = step * (np.sqrt(np.diagonal(model.code_cov.double().numpy())) + 1e-6)
+            mean = model.decode_mean(torch.from_numpy(np.rint(y / step) * step).float()).numpy()
+    expected = np.clip(np.rint(mean * 255), 0, 255).astype(np.uint8)
+    # float32 vs float64 steps may put a rare latent on the other side of a rounding boundary
+    diff = np.abs(decoded.astype(int) - expected)
+    assert (diff > 1).mean() < 0.01
+
+
+def test_many_images_share_one_header(tiny_rd, digit_images):
+    data = codec.compress(tiny_rd, digit_images)
+    info = codec.inspect(data)
+    assert info["images"] == len(digit_images) and info["image_shape"] == [1, 8, 8]
+    assert info["header_bytes"] + sum(info["image_bytes"]) == info["total_bytes"] == len(data)
+    assert info["fingerprint"] == codec.model_fingerprint(tiny_rd).hex()
+    assert info["coder"] == "rate-distortion" and info["quality"] == 3.0     # default: the best level
+    # one image alone: its bitstream is the same bytes, the header is paid in full
+    alone = codec.compress(tiny_rd, digit_images[5:6])
+    assert codec.inspect(alone)["image_bytes"] == [info["image_bytes"][5]]
+    _, payloads = container.unpack(data)
+    assert container.unpack(alone)[1] == [payloads[5]]
+    # a batch's images are coded independently: any split gives the same per-image bitstreams
+    assert codec.inspect(codec.compress(tiny_rd, digit_images[:7]))["image_bytes"] == info["image_bytes"][:7]
+
+
+def test_file_size_is_close_to_the_model_rate(tiny_rd, digit_images):
+    """The bytes written match the model's own rate −log₂ P(ŷ) (computed by the network's density)."""
+    data = codec.compress(tiny_rd, digit_images, quality=2)
+    actual = np.array(codec.inspect(data)["image_bytes"]) * 8
+    with torch.no_grad():
+        y = tiny_rd.encode(torch.from_numpy(digit_images).float() / 255)
+        steps = torch.exp(tiny_rd.log_steps[1]).expand_as(y)
+        bits = tiny_rd.rate_bits(torch.round(y / steps) * steps, steps).numpy()
+    assert np.all(np.abs(actual - bits) <= 8 * 3)
+    assert abs(actual.mean() - bits.mean()) <= 8
+
+
+def test_higher_quality_costs_more_and_distorts_less(tiny_rd, pca, digit_images):
+    for model, qualities in ((tiny_rd, (1, 2, 3)), (pca, (4, 8, 12))):
+        sizes, errors = [], []
+        for q in qualities:
+            data = codec.compress(model, digit_images, quality=q)
+            decoded = codec.decompress(data, model)
+            sizes.append(len(data))
+            errors.append(float(((decoded.astype(float) - digit_images) ** 2).mean()))
+        assert sizes == sorted(sizes) and errors == sorted(errors, reverse=True)
+
+
+def test_pca_coder_round_trips_through_a_file(pca, digit_images, tmp_path):
+    pca.save(tmp_path / "pca.safetensors")
+    again = codec.PCACoder.load(tmp_path / "pca.safetensors")
+    assert again.fingerprint == pca.fingerprint
+    data = codec.compress(pca, digit_images, quality=10)
+    assert np.array_equal(codec.decompress(data, again), codec.decompress(data, pca))
+    # at a fine step PCA with all components is nearly lossless
+    fine = codec.decompress(codec.compress(pca, digit_images, quality=18), pca)
+    error = np.abs(fine.astype(int) - digit_images)
+    assert error.max() <= 2 and error.mean() < 0.5
+
+
+def test_wrong_model_names_the_fingerprints(tiny_rd, vae, digit_images):
+    data = codec.compress(tiny_rd, digit_images[:3])
+    with pytest.raises(VaelabError) as excinfo:
+        codec.decompress(data, vae)
+    message = str(excinfo.value)
+    assert codec.model_fingerprint(tiny_rd).hex() in message and codec.model_fingerprint(vae).hex() in message
+    assert "\n" not in message
+
+
+def test_a_changed_weight_changes_the_fingerprint(tiny_rd_run):
+    model = vaelab.load(tiny_rd_run)
+    before = codec.model_fingerprint(model)
+    with torch.no_grad():
+        p = next(model.parameters())
+        p.view(-1)[0] = torch.nextafter(p.view(-1)[0], torch.tensor(1e9))   # one ulp
+    assert codec.model_fingerprint(model) != before
+
+
+def test_checksum_is_checked_before_the_model_is_used(tiny_rd, digit_images):
+    data = bytearray(codec.compress(tiny_rd, digit_images[:2]))
+    data[-7] ^= 1
+    with pytest.raises(VaelabError, match="checksum"):
+        codec.decompress(bytes(data), model=None)   # never reaches the model
+
+
+@pytest.mark.parametrize("images, quality, message", [
+    (np.zeros((2, 1, 8, 8), np.float32), None, "uint8"),
+    (np.zeros((2, 1, 9, 8), np.uint8), None, "shape"),
+    (np.zeros((0, 1, 8, 8), np.uint8), None, "no images"),
+    (np.zeros((2, 1, 8, 8), np.uint8), 0.5, "between 1 and 3"),
+    (np.zeros((2, 1, 8, 8), np.uint8), float("nan"), "between"),
+    (np.zeros((2, 1, 8, 8), np.uint8), "high", "a number"),
+])
+def test_bad_input_is_a_one_line_error(tiny_rd, images, quality, message):
+    with pytest.raises(VaelabError, match=message):
+        codec.compress(tiny_rd, images, quality=quality)
+
+
+def test_torch_tensors_are_accepted(tiny_rd, digit_images):
+    assert codec.compress(tiny_rd, torch.from_numpy(digit_images)) == codec.compress(tiny_rd, digit_images)
