@@ -37,6 +37,9 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         raise VaelabError("is empty (0 bytes), not an image", name)
     try:
         with warnings.catch_warnings():
+            # Pillow's notes about damaged metadata (corrupt EXIF, TIFF tags past the end) would
+            # print source lines around our one-line messages; damaged pixels still raise.
+            warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
                 width, height = im.size
@@ -108,6 +111,40 @@ def read_image(source: str | os.PathLike | bytes, name: str | None = None, *,
     return np.ascontiguousarray(_decode(data, name, max_pixels).transpose(2, 0, 1))
 
 
+def _npy_array(data: bytes, path) -> np.ndarray:
+    """Parse ``.npy`` bytes without trusting the header: it must describe exactly the bytes that follow.
+
+    ``np.load`` would allocate whatever shape the header declares before noticing the data is
+    missing, and lets the header parser's own exceptions (SyntaxError, tokenize errors) escape.
+    """
+    import tokenize
+
+    fmt = np.lib.format
+    buf = io.BytesIO(data)
+    try:
+        version = fmt.read_magic(buf)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"format version {version[0]}.{version[1]} is not supported")
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the header parser's SyntaxWarnings on damaged headers
+            shape, fortran_order, dtype = read_header(buf)
+        if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+            raise ValueError(f"holds {dtype} values, not plain numbers (nothing is unpickled)")
+        count = 1
+        for size in shape:
+            count *= size
+        remaining = len(data) - buf.tell()
+        if count * dtype.itemsize != remaining:
+            raise ValueError(f"its header declares shape {shape} of {dtype}, but {remaining:,} bytes follow")
+        arr = np.frombuffer(data, dtype=dtype, count=count, offset=buf.tell())
+        return arr.reshape(shape[::-1]).transpose() if fortran_order else arr.reshape(shape)
+    except (ValueError, TypeError, SyntaxError, OverflowError, RecursionError, MemoryError, EOFError, OSError,
+            tokenize.TokenError) as exc:
+        reason = " ".join(str(exc).split())[:200] or exc.__class__.__name__
+        raise VaelabError(f"is not a readable .npy array ({reason})", path) from None
+
+
 def read_npy(path: str | os.PathLike, max_bytes: int = 1 << 30) -> np.ndarray:
     """A ``.npy`` array of images -> (N, C, H, W) uint8. Never unpickles.
 
@@ -117,10 +154,7 @@ def read_npy(path: str | os.PathLike, max_bytes: int = 1 << 30) -> np.ndarray:
     from .fileio import read_bytes
 
     data = read_bytes(path, ".npy file", max_bytes)
-    try:
-        arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise VaelabError(f"is not a readable .npy array ({exc})", path) from exc
+    arr = _npy_array(data, path)
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "uif" or arr.size == 0:
         raise VaelabError(f"must hold a non-empty numeric array, found dtype {getattr(arr, 'dtype', '?')}", path)
     if arr.ndim == 2:

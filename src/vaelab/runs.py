@@ -95,15 +95,17 @@ def load_model(run_dir: str | os.PathLike, device: str = "cpu", weights: str = M
     tensors, meta = load_weights(run_dir / weights)
     try:
         shape = tuple(int(s) for s in json.loads(meta.get("image_shape", "")))
-        assert len(shape) == 3 and all(0 < s <= 65536 for s in shape)
-    except (ValueError, TypeError, AssertionError, json.JSONDecodeError):
+        if not (len(shape) == 3 and all(0 < s <= 65536 for s in shape)):
+            raise ValueError("not three sizes in 1..65536")
+    except (ValueError, TypeError, RecursionError):
         raise VaelabError("lacks a valid image_shape in its metadata; was it written by vaelab?", run_dir / weights) from None
     if meta.get("model") != config.model.name:
         raise VaelabError(f"holds a {meta.get('model')!r} model but config.toml says {config.model.name!r}",
                           run_dir / weights)
     if meta.get("format") != str(FORMAT_VERSION):
-        raise VaelabError(f"was written in run-directory format {meta.get('format')!r}, but this vaelab ({__version__}) "
-                          f"reads format {FORMAT_VERSION}; use a matching vaelab version or retrain", run_dir / weights)
+        raise VaelabError(f"was written in run-directory format {meta.get('format')!r}, but this vaelab "
+                          f"({__version__}) reads format {FORMAT_VERSION}; use a matching vaelab version or retrain",
+                          run_dir / weights)
     # Compare shapes on a skeleton that allocates nothing: an edited config.toml or image_shape
     # (say, a hidden layer of 10⁹ units) must be refused, not allocated.
     try:

@@ -10,6 +10,17 @@ from pathlib import Path
 
 import pytest
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and the machine is shared."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _tiny_config(**train):
     # 256 digits, 8 steps per epoch, deterministic: a run in about a second
     from vaelab.config import from_dict

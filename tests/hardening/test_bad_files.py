@@ -12,6 +12,7 @@ import io
 import json
 import os
 import time
+import warnings
 import zlib
 from pathlib import Path
 
@@ -139,7 +140,8 @@ CONFIG_DAMAGE = {
     "wrong type": (_config_edit("latent_dim = 3", 'latent_dim = "three"'), "model.latent_dim must be an integer"),
     "bad choice": (_config_edit('optimizer = "adam"', 'optimizer = "rmsprop"'), "train.optimizer must be one of"),
     "newer format": (_config_edit("format = 1", "format = 2"), "was written in run-directory format 2"),
-    "impossible widths": (_config_edit("hidden = []", "hidden = [1000000000]"), "encoder widths 64-1000000000-6 increase"),
+    "impossible widths": (_config_edit("hidden = []", "hidden = [1000000000]"),
+                          "encoder widths 64-1000000000-6 increase"),
 }
 
 
@@ -157,7 +159,8 @@ def test_a_damaged_config_is_named_by_api_and_cli(run_copy, damage, cli, one_err
     assert status == 2 and f"{named}: " in one_error_line(stderr) and fragment in stderr
 
 
-@pytest.mark.parametrize("edit", ["dense_width = 256|dense_width = 1000000000", "hidden = []|hidden = [200000, 200000]"])
+@pytest.mark.parametrize("edit", ["dense_width = 256|dense_width = 1000000000",
+                                  "hidden = []|hidden = [200000, 200000]"])
 def test_a_config_asking_for_a_giant_model_is_refused_without_building_it(tiny_vae_run, tmp_path, edit):
     # conv widths may grow, so only the weights file can say the config was edited; the check
     # runs on a skeleton that allocates nothing (the real model would need hundreds of GB)
@@ -314,6 +317,27 @@ def test_odd_image_modes_load_converted_to_the_expected_pixels(tmp_path, kind):
     assert np.abs(got.astype(np.int64) - expected).max() <= tolerance  # 1 = rounding of the 8-bit maths
 
 
+def test_damaged_metadata_around_good_pixels_loads_without_noise(tmp_path, tiny_run, cli):
+    # a TIFF whose description tag points past the end of the file: Pillow skips the tag with
+    # a warning; the pixels are intact, so the image loads and stderr stays clean
+    import struct
+
+    data = bytearray(encoded(Image.fromarray(GREY), "TIFF", description="a note"))
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack_from("<H", data, entry)[0] == 270:  # ImageDescription
+            struct.pack_into("<I", data, entry + 4, 100000)
+    path = tmp_path / "odd-tags.tif"
+    path.write_bytes(bytes(data))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # what a user's terminal would show
+        assert np.array_equal(read_image(path)[0], GREY)
+        status, _, err = cli("reconstruct", tiny_run, path, "-o", tmp_path / "out")
+    assert status == 0, err
+    assert [str(w.message) for w in caught] == []
+
+
 def test_odd_modes_pass_through_the_cli(tmp_path, tiny_run, cli):
     files = [path for path, _, _ in odd_images(tmp_path).values()]
     status, out, err = cli("reconstruct", tiny_run, *files, "-o", tmp_path / "out")
@@ -353,14 +377,20 @@ def no_unpickling(monkeypatch):
         monkeypatch.setattr(owner, name, refuse)
 
 
-def test_loading_runs_checkpoints_and_arrays_never_unpickles(tiny_run, tmp_path, no_unpickling, cli):
+def test_loading_runs_checkpoints_arrays_and_bitstreams_never_unpickles(tiny_run, tmp_path, no_unpickling, cli):
     model = vaelab.load(tiny_run)
     assert model.latent_dim == 3
     assert load_checkpoint(tiny_run)["state"]["epoch"] == 1
-    np.save(tmp_path / "digits.npy", RNG.integers(0, 256, (2, 8, 8), dtype=np.uint8))
+    digits = RNG.integers(0, 256, (2, 8, 8), dtype=np.uint8)
+    np.save(tmp_path / "digits.npy", digits)
     assert read_npy(tmp_path / "digits.npy").shape == (2, 1, 8, 8)
     status, _, err = cli("sample", tiny_run, "-n", "4", "-o", tmp_path / "grid.png")
     assert status == 0, err
+    status, _, err = cli("compress", tiny_run, tmp_path / "digits.npy", "-o", tmp_path / "digits.vlc")
+    assert status == 0, err
+    status, _, err = cli("decompress", tmp_path / "digits.vlc", "--run", tiny_run, "-o", tmp_path / "decoded", "-q")
+    assert status == 0, err
+    assert len(list((tmp_path / "decoded").glob("*.png"))) == 2
 
 
 @pytest.mark.parametrize("target", ["model.safetensors", "checkpoint.safetensors"])

@@ -136,10 +136,7 @@ def load_checkpoint(run_dir: Path) -> dict:
         if record.get("format") != CHECKPOINT_FORMAT:
             raise VaelabError(f"has checkpoint format {record.get('format')!r}; this vaelab reads "
                               f"{CHECKPOINT_FORMAT}", path)
-        state = _join_state(record["state"], {})
-        if not isinstance(state, dict):
-            raise TypeError("state is not a table")
-        int(state["epoch"]), int(state["step"])
+        state = _checked_state(_join_state(record["state"], {}))
     except VaelabError:
         raise
     except (KeyError, TypeError, ValueError, OverflowError, RecursionError):
@@ -156,6 +153,21 @@ def load_checkpoint(run_dir: Path) -> dict:
         }
     except (KeyError, TypeError, AttributeError, ValueError, RecursionError):
         raise VaelabError("is inconsistent: its metadata names tensors it does not hold", path) from None
+
+
+def _checked_state(state: Any) -> dict:
+    """The training counters, as the engine uses them: counts are ints ≥ 0, times floats."""
+    if not isinstance(state, dict) or "epoch" not in state or "step" not in state:
+        raise TypeError("state is not a table with epoch and step")
+    for key in ("epoch", "step", "best_epoch", "bad_epochs", "skipped_steps"):
+        value = state.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"state.{key} is not a count")
+    for key in ("best_val", "elapsed"):
+        value = state.get(key, 0.0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+            raise ValueError(f"state.{key} is not a number")
+    return state
 
 
 def _check_mirror(json_path: Path, record: dict, sha: str) -> None:
@@ -187,6 +199,7 @@ def _check_mirror(json_path: Path, record: dict, sha: str) -> None:
     if {k: v for k, v in mirror.items() if k not in ("sha256", "tensors")} == record:
         # Same metadata, other bytes: the tensors themselves were edited or damaged.
         raise VaelabError("does not match the SHA-256 that checkpoint.json records for it: its tensors were edited "
-                          "or damaged; restore it from a backup or retrain", json_path.with_name("checkpoint.safetensors"))
+                          "or damaged; restore it from a backup or retrain",
+                          json_path.with_name("checkpoint.safetensors"))
     raise VaelabError("does not match checkpoint.safetensors (its checksum differs); the files were edited or "
                       "mixed up — delete checkpoint.json to rebuild it from the checkpoint", json_path)
