@@ -9,6 +9,7 @@ ones, no 5xx and no dropped connection.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ LOADTEST = Path(__file__).resolve().parents[2] / "benchmarks" / "loadtest.py"
 def loadtest():
     spec = importlib.util.spec_from_file_location("vaelab_loadtest", LOADTEST)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
