@@ -160,3 +160,40 @@ def test_bad_input_is_a_one_line_error(tiny_rd, images, quality, message):
 
 def test_torch_tensors_are_accepted(tiny_rd, digit_images):
     assert codec.compress(tiny_rd, torch.from_numpy(digit_images)) == codec.compress(tiny_rd, digit_images)
+
+
+def test_refined_codes_decode_with_the_same_decoder_and_cost_no_more(tiny_rd, digit_images):
+    """Refinement changes only the encoder's choice: the price rate + λ·MSE never goes up."""
+    coder = codec.coder_for(tiny_rd)
+    quality = 2.0
+    lam = float(tiny_rd.lambdas[1])
+
+    def price(data):
+        decoded = codec.decompress(data, tiny_rd)
+        bits = np.array(codec.inspect(data)["image_bytes"]) * 8
+        return bits, codec.metrics.mse(digit_images, decoded)
+
+    plain = codec.compress(tiny_rd, digit_images, quality=quality)
+    refined = codec.compress(tiny_rd, digit_images, quality=quality, refine=15)
+    # the ideal price (what refinement minimises) of the codes in each file
+    tables = coder.tables(quality)
+    y = coder.analysis(digit_images)
+    y_refined = coder.refine(digit_images, y, quality, 15)
+
+    def ideal(latents):
+        symbols = tables.symbols(latents)
+        decoded = coder.synthesis(tables.values(symbols), quality)
+        return tables.bits(symbols) + lam * codec.metrics.mse(digit_images, decoded)
+
+    assert np.all(ideal(y_refined) <= ideal(y) + 1.0)   # +1: uint8 rounding of the decoded pixels
+    assert len(codec.decompress(refined, tiny_rd)) == len(digit_images)
+    bits_plain, mse_plain = price(plain)
+    bits_refined, mse_refined = price(refined)
+    assert (bits_refined + lam * mse_refined).sum() <= (bits_plain + lam * mse_plain).sum() + 8 * len(digit_images)
+
+
+def test_refine_needs_a_rate_distortion_model(vae, digit_images):
+    with pytest.raises(VaelabError, match="rate–distortion model"):
+        codec.compress(vae, digit_images, quality=5, refine=3)
+    with pytest.raises(VaelabError, match="whole number"):
+        codec.compress(vae, digit_images, quality=5, refine=-1)

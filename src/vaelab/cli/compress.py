@@ -15,9 +15,13 @@ import click
 @click.option("--quality", type=float, default=None,
               help="quality knob: conv-rd models 1..L (their trained levels, fractions in between; default L, "
                    "the best); VAEs and AEs 1..20, each +1 halves the squared quantisation step (default 9).")
+@click.option("--refine", type=int, default=0,
+              help="conv-rd models: gradient steps that improve each image's code for rate + λ·distortion "
+                   "(slower encoding, same decoder; 0 = off).")
 @click.option("--threads", type=int, default=0, help="CPU threads for the networks (0 = PyTorch's default).")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar and no per-image lines.")
-def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | None, threads: int, quiet: bool):
+def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | None, refine: int, threads: int,
+            quiet: bool):
     """Compress IMAGES with the model of RUN into one file with a shared header.
 
     IMAGES are image files, folders of images or .npy arrays; they are converted to the
@@ -47,8 +51,10 @@ def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | Non
     pixels, names, notices = load_images(images, C, (H, W))
     for notice in notices:
         click.echo(f"note: {notice}")
+    if refine and not quiet:
+        click.echo(f"refining every code with {refine} gradient steps before coding (slower) …")
     with tqdm(total=len(pixels), unit="img", desc="compressing", disable=quiet or len(pixels) < 50) as bar:
-        data = codec.compress(model, pixels, quality=quality, progress=bar.update)
+        data = codec.compress(model, pixels, quality=quality, refine=refine, progress=bar.update)
     decoded = codec.decompress(data, model)
     atomic_write_bytes(out, data)
 

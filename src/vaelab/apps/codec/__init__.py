@@ -13,9 +13,10 @@ runs the decoder network. See docs/codec.md.
     >>> codec.decompress(data, model)                 # uint8 (N, C, H, W)
 """
 
+from . import metrics
 from .api import compress, decompress, inspect
 from .coders import coder_for, model_fingerprint
 from .container import FORMAT_VERSION
 from .pca import PCACoder
 
-__all__ = ["FORMAT_VERSION", "PCACoder", "coder_for", "compress", "decompress", "inspect", "model_fingerprint"]
+__all__ = ["FORMAT_VERSION", "PCACoder", "coder_for", "compress", "decompress", "inspect", "metrics", "model_fingerprint"]

@@ -58,19 +58,28 @@ def _as_images(images, shape: tuple[int, int, int]) -> np.ndarray:
     return np.ascontiguousarray(images)
 
 
-def compress(model, images, quality: float | None = None,
+def compress(model, images, quality: float | None = None, refine: int = 0,
              progress: Callable[[int], None] | None = None) -> bytes:
     """uint8 images (N, C, H, W) -> the bytes of one codec file holding all N.
 
     ``model`` is a vaelab model (``vaelab.load(run)``) or a :class:`PCACoder`; ``quality``
-    its quality knob (None = the model's default; see coders.py). ``progress`` is called
-    with the number of images just coded.
+    its quality knob (None = the model's default; see coders.py). ``refine`` > 0 (conv-rd
+    models only) spends that many gradient steps per batch improving each image's code for
+    rate + λ·distortion — slower encoding, same decoder. ``progress`` is called with the
+    number of images just coded.
     """
     coder = coder_for(model)
     images = _as_images(images, coder.image_shape)
     quality = _check_quality(coder, quality)
+    if not isinstance(refine, int) or isinstance(refine, bool) or not 0 <= refine <= 10_000:
+        raise VaelabError(f"refine must be a whole number of steps from 0 to 10000, got {refine!r}")
+    if refine and not hasattr(coder, "refine"):
+        raise VaelabError("refining codes needs a rate–distortion model (conv-rd): only it prices a code in bits")
     tables = coder.tables(quality)
-    symbols = tables.symbols(coder.analysis(images))                       # (N, D)
+    y = coder.analysis(images)
+    if refine:
+        y = coder.refine(images, y, quality, refine)
+    symbols = tables.symbols(y)                                            # (N, D)
     payloads = []
     for row in symbols:
         payloads.append(entropy.encode(row, tables))

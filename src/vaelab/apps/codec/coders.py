@@ -33,6 +33,7 @@ from .density import CodingTables, FactorisedDensity, coding_tables
 
 SCALAR_QUALITY_RANGE = (1.0, 20.0)
 BATCH = 256  # images per network call; fixed so a file always decodes in the same batches
+REFINE_LR = 0.1  # Adam step of latent refinement, in quantisation bins
 
 
 class LatentCoder(Protocol):
@@ -182,6 +183,54 @@ class RateDistortionCoder(NetworkCoder):
 
         w = torch.from_numpy(self._level_weights(quality)).to(z.device, torch.float32)
         return self.model.likelihood(self.model.decode(z, w.expand(z.shape[0], -1))).mean
+
+    def refine(self, images: np.ndarray, y: np.ndarray, quality: float, iterations: int) -> np.ndarray:
+        """Improve the encoder's latents for these very images (Campos et al. 2019; Yang et al. 2020).
+
+        The encoder is amortised: one network guesses a good code for every image. The
+        decoder then gives each guess a price, rate + λ·distortion of its rounded code, and
+        that price can be lowered image by image by gradient descent on y (rounding passed
+        straight through). Only the encoder changes; the file format and the decoder do not.
+        Each image keeps its cheapest code seen, so refining never makes an image worse.
+        """
+        import torch
+
+        model = self.model
+        tables = self.tables(quality)
+        weights = torch.from_numpy(self._level_weights(quality)).float()
+        lam = float(np.exp(self._level_weights(quality) @ np.log(model.lambdas.cpu().double().numpy())))
+        steps = torch.from_numpy(tables.steps).float()
+        out = np.empty_like(y)
+        frozen = [p.requires_grad for p in model.parameters()]
+        for p in model.parameters():
+            p.requires_grad_(False)
+        try:
+            for start in range(0, len(images), BATCH):
+                x = torch.from_numpy(np.ascontiguousarray(images[start:start + BATCH])).float().to(self._device) / 255.0
+                st = steps.to(self._device).expand(len(x), -1)
+                w = weights.to(self._device).expand(len(x), -1)
+                # optimise u = y/Δ, so the learning rate is in quantisation bins
+                u = torch.from_numpy(y[start:start + BATCH] / tables.steps).float().to(self._device).requires_grad_()
+                optimizer = torch.optim.Adam([u], lr=REFINE_LR)
+                best_u, best = u.detach().clone(), torch.full((len(x),), float("inf"), device=self._device)
+                with torch.enable_grad():
+                    for _ in range(iterations + 1):
+                        hard = u + (torch.round(u) - u).detach()
+                        y_hat = hard * st
+                        rate = model.rate_bits(y_hat, st)
+                        mean = model.likelihood(model.decode(y_hat, w)).mean
+                        price = rate + lam * ((mean - x) * 255.0).pow(2).flatten(1).mean(1)
+                        better = price.detach() < best
+                        best = torch.where(better, price.detach(), best)
+                        best_u[better] = u.detach()[better]
+                        optimizer.zero_grad()
+                        price.sum().backward()
+                        optimizer.step()
+                out[start:start + BATCH] = (torch.round(best_u).double().cpu().numpy()) * tables.steps
+        finally:
+            for p, flag in zip(model.parameters(), frozen):
+                p.requires_grad_(flag)
+        return out
 
 
 def coder_for(model) -> LatentCoder:
