@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..distributions import Gaussian
+from ..distributions import Gaussian, discretized_gaussian_log_prob
 from ..models.objectives import log_importance_weights
 
 LN2 = math.log(2.0)
@@ -64,32 +64,6 @@ DISCRETIZATION_NOTES = {
     "bernoulli-on-grey": "Bernoulli likelihood on grey-level pixels is not normalised: these numbers are the "
                          "training objective, not bounds on a log-likelihood",
 }
-
-
-def discretized_gaussian_log_prob(loc: torch.Tensor, log_sigma: torch.Tensor | float, x: torch.Tensor,
-                                  levels: int = 256) -> torch.Tensor:
-    """log P(x) of 8-bit pixels under N(loc, σ²) per pixel, summed over (C, H, W) -> (*batch,).
-
-    Each pixel value v ∈ {0, 1/255, …, 1} owns the bin [v − 1/510, v + 1/510]; the end bins
-    extend to ∓∞, so the ``levels`` masses sum to one. Computed in float64 from log Φ
-    (``log_ndtr``), accurate far into the tails: a bin entirely right of the mean is mirrored
-    to the left, and its mass is Φ(b)·(1 − Φ(a)/Φ(b)) = exp(log Φ(b) + log(−expm1(log Φ(a) −
-    log Φ(b)))). (``Gaussian.discretized_log_prob`` in float32 falls back to density × width
-    where a bin's mass is below 1e-6, which is off by nats in the open end bins.)
-    """
-    loc = loc.double()
-    sigma = torch.exp(torch.as_tensor(log_sigma, dtype=torch.float64, device=loc.device))
-    x = x.double().expand_as(loc)
-    half = 0.5 / (levels - 1)
-    lower = torch.where(x <= 1e-6, torch.full_like(x, -math.inf), (x - half - loc) / sigma)
-    upper = torch.where(x >= 1.0 - 1e-6, torch.full_like(x, math.inf), (x + half - loc) / sigma)
-    right = lower > 0                       # the bin lies right of the mean: mirror it
-    lo = torch.where(right, -upper, lower)
-    hi = torch.where(right, -lower, upper)
-    log_hi = torch.special.log_ndtr(hi)
-    log_lo = torch.special.log_ndtr(lo)
-    log_mass = log_hi + torch.log(-torch.expm1(log_lo - log_hi))
-    return log_mass.flatten(start_dim=-3).sum(dim=-1)
 
 
 class _DiscretizedGaussian:
