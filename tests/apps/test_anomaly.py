@@ -56,7 +56,8 @@ def test_one_sample_nll_equals_the_elbo_and_more_samples_tighten_it(vae, digits)
 def test_scores_do_not_depend_on_the_batch(binarizing_vae, digits):
     alone = anomaly_scores(binarizing_vae, digits[3:4], "nll")
     together = anomaly_scores(binarizing_vae, digits[:10], "nll")
-    assert alone[0] == pytest.approx(together[3], abs=1e-9)
+    # the same random numbers; only float32 rounding may differ with the batch size
+    assert alone[0] == pytest.approx(together[3], abs=1e-4)
 
 
 def test_binarised_view_is_a_seeded_bernoulli_sample_per_image(binarizing_vae, vae, digits):
@@ -75,18 +76,25 @@ def test_binarizations_average_the_scores_of_the_seeded_views(binarizing_vae, di
     images = digits[:4]
     averaged = anomaly_scores(binarizing_vae, images, "elbo", samples=4, seed=7, binarizations=3)
     each = [anomaly_scores(binarizing_vae, likelihood_view(binarizing_vae, images, 7 + v), "elbo", samples=4,
-                           seed=7 + v) for v in range(3)]
+                           seed=7 + v, binarizations=1) for v in range(3)]
     assert np.allclose(averaged, np.mean(each, axis=0), atol=1e-9)
+
+
+def _png_bits(image: np.ndarray) -> float:
+    buffer = io.BytesIO()   # bilevel images are stored with 1 bit per pixel, as PNG optimisers do
+    Image.fromarray(image[0]).convert("1", dither=Image.Dither.NONE).save(buffer, format="PNG", optimize=True)
+    return 8.0 * len(buffer.getvalue())
 
 
 def test_complexity_is_nll_bits_minus_png_bits(binarizing_vae, digits):
     images = digits[:5]
-    nll = anomaly_scores(binarizing_vae, images, "nll", seed=4)
-    complexity = anomaly_scores(binarizing_vae, images, "complexity", seed=4, compressor="png")
-    for i, image in enumerate(likelihood_view(binarizing_vae, images, 4)):
-        buffer = io.BytesIO()   # bilevel images are stored with 1 bit per pixel, as PNG optimisers do
-        Image.fromarray(image[0]).convert("1", dither=Image.Dither.NONE).save(buffer, format="PNG", optimize=True)
-        assert complexity[i] == pytest.approx(nll[i] - 8 * len(buffer.getvalue()), abs=1e-6)
+    for views in (1, 3):   # with several binarised views, both terms are averaged over the same views
+        nll = anomaly_scores(binarizing_vae, images, "nll", seed=4, binarizations=views)
+        complexity = anomaly_scores(binarizing_vae, images, "complexity", seed=4, compressor="png",
+                                    binarizations=views)
+        png = np.mean([[_png_bits(im) for im in likelihood_view(binarizing_vae, images, 4 + v)]
+                       for v in range(views)], axis=0)
+        assert np.allclose(complexity, nll - png, atol=1e-6)
 
 
 def test_compressors_give_plausible_lengths():

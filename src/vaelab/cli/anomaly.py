@@ -26,8 +26,8 @@ SCORE_CHOICES = ["nll", "elbo", "complexity", "regret", "reconstruction", "all"]
 @click.option("--regret-steps", type=click.IntRange(1, 10_000), default=100, show_default=True,
               help="regret: Adam steps re-fitting each image's posterior.")
 @click.option("--regret-lr", type=float, default=0.05, show_default=True, help="regret: Adam step size.")
-@click.option("--binarizations", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="runs trained on binarised images: average the likelihood scores over this many binarisations.")
+@click.option("--binarizations", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="runs trained on binarised images: average nll, elbo and complexity over this many binarisations.")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of binarisation and Monte Carlo noise.")
 @click.option("--quantile", type=float, default=0.95, show_default=True,
               help="threshold = this quantile of the scores of in-distribution images (0.95: ~5 % false alarms).")
