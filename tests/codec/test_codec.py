@@ -197,3 +197,19 @@ def test_refine_needs_a_rate_distortion_model(vae, digit_images):
         codec.compress(vae, digit_images, quality=5, refine=3)
     with pytest.raises(VaelabError, match="whole number"):
         codec.compress(vae, digit_images, quality=5, refine=-1)
+
+
+def test_bytes_and_pixels_do_not_depend_on_threads_or_batches(tiny_rd, digit_images):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        data_two = codec.compress(tiny_rd, digit_images, quality=2.5)
+        pixels_two = codec.decompress(data_two, tiny_rd)
+    finally:
+        torch.set_num_threads(before)
+    data_one = codec.compress(tiny_rd, digit_images, quality=2.5)
+    assert data_one == data_two
+    assert np.array_equal(codec.decompress(data_one, tiny_rd), pixels_two)
+    pieces = [codec.decompress(codec.compress(tiny_rd, digit_images[i:i + 3], quality=2.5), tiny_rd)
+              for i in range(0, len(digit_images), 3)]
+    assert np.array_equal(np.concatenate(pieces), pixels_two)
