@@ -192,7 +192,7 @@ class Trainer:
             window = torch.zeros(3, device=ctx.device)
             epoch_sum = torch.zeros(3, device=ctx.device)
             window_steps, epoch_steps = 0, 0
-            window_start = time.perf_counter()
+            window_start = epoch_start = time.perf_counter()
             for x in loader:
                 step = state["step"]
                 kl_weight = min(1.0, (step + 1) / kl_warmup_steps) if kl_warmup_steps else 1.0
@@ -236,6 +236,7 @@ class Trainer:
                     window_start = time.perf_counter()
 
             # -- end of epoch: validate, keep the best weights, checkpoint ------------------------
+            train_seconds = time.perf_counter() - epoch_start
             train_means = (distributed.all_mean(ctx, epoch_sum) / max(epoch_steps, 1)).tolist()
             val = evaluate_loss(model, data.val.images, tc.eval_batch_size, ctx.device) if len(data.val) else {}
             score = val.get("loss", train_means[0])
@@ -249,7 +250,9 @@ class Trainer:
             if ctx.is_main:
                 record = {"event": "epoch", "epoch": epoch + 1, "step": state["step"], "train_loss": train_means[0],
                           "train_reconstruction": train_means[1], "train_kl": train_means[2],
-                          "seconds": state["elapsed"], **{f"val_{k}": v for k, v in val.items()}}
+                          "seconds": state["elapsed"], "train_seconds": train_seconds,
+                          "images_per_s": epoch_steps * batch / max(train_seconds, 1e-9),
+                          **{f"val_{k}": v for k, v in val.items()}}
                 log.write(record)
                 log.sync()
                 if improved:
