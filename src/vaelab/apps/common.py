@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import os
 import sys
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -187,10 +188,8 @@ def inputs_or_run_images(model, sources, count: int = 16, split: str = "test",
     return images, [f"{split}[{i}]" for i in range(len(images))], [notice]
 
 
-def output_path(model, given: str | os.PathLike | None, name: str) -> "Path":
+def output_path(model, given: str | os.PathLike | None, name: str) -> Path:
     """``given`` or, by default, RUN/apps/NAME (beside the run's own figures)."""
-    from pathlib import Path
-
     if given is not None:
         return Path(given)
     run_dir = getattr(model, "run_dir", None)

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import VaelabError
 from ..fileio import atomic_open, atomic_write_text
@@ -34,9 +35,8 @@ def embed(model, images: np.ndarray, *, batch_size: int = BATCH_SIZE,
     return np.ascontiguousarray(both[:, 0]), np.ascontiguousarray(both[:, 1])
 
 
-def _stack(posterior):
-    import torch
-
+def _stack(posterior) -> torch.Tensor:
+    """q(z|x) -> (B, 2, D): means and log-variances side by side, so one pass batches both."""
     return torch.stack([posterior.mean, posterior.logvar], dim=1)
 
 

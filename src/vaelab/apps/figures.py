@@ -91,22 +91,6 @@ def annotated_grid(tiles: np.ndarray, captions: Sequence[Sequence[str]] | None =
     return buf.getvalue()
 
 
-def rows_of(images: np.ndarray, ncols: int) -> np.ndarray:
-    """(N, C, H, W) -> (ceil(N / ncols), ncols, C, H, W), the last row padded with white tiles."""
-    N = images.shape[0]
-    R = -(-N // ncols)
-    padded = np.full((R * ncols, *images.shape[1:]), WHITE, dtype=np.uint8)
-    padded[:N] = images
-    return padded.reshape(R, ncols, *images.shape[1:])
-
-
-def captions_of(labels: Sequence[str], ncols: int) -> list[list[str]]:
-    """Flat labels -> rows of ``ncols`` captions (blank where the grid has no tile)."""
-    R = -(-len(labels) // ncols)
-    flat = list(labels) + [""] * (R * ncols - len(labels))
-    return [flat[r * ncols:(r + 1) * ncols] for r in range(R)]
-
-
 def show_mask(images: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """(N, C, H, W) images as RGB with the unknown pixels (mask True, any channel) painted red."""
     rgb = to_rgb(images).copy()

@@ -44,14 +44,14 @@ def command(run: Path, image: Path | None, dims: str | None, top: int, value_ran
       vaelab traverse runs/fmnist                       # the 10 most informative dimensions
       vaelab traverse runs/fmnist shoe.png --dims 3,7 --range 2.5 --steps 11
     """
+    import numpy as np
+
     from .. import load
     from ..apps.common import load_one, output_path, run_images
     from ..apps.figures import annotated_grid
     from ..apps.traversal import kl_per_dim, traversal_values, traverse
     from ..errors import VaelabError
     from ..fileio import atomic_write_bytes
-
-    import numpy as np
 
     chosen = _parse_dims(dims)
     model = load(run)
