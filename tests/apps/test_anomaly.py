@@ -152,6 +152,13 @@ def test_regret_is_a_non_negative_gain_and_vanishes_without_steps_size(vae, digi
     assert np.allclose(likelihood_regret_bits(vae, digits[:8], steps=3, lr=1e-9), 0.0, atol=1e-4)
 
 
+def test_regret_works_under_inference_mode(vae, digits):
+    # The web app scores under torch.inference_mode(); the re-fit still needs gradients.
+    expected = likelihood_regret_bits(vae, digits[:3], steps=4)
+    with torch.inference_mode():
+        assert np.allclose(likelihood_regret_bits(vae, digits[:3], steps=4), expected)
+
+
 def test_score_table_shares_work_and_matches_single_scores(vae, digits):
     table = score_table(vae, digits[:6], ["nll", "complexity", "reconstruction"])
     assert set(table) == {"nll", "complexity", "reconstruction"}
