@@ -23,9 +23,24 @@ def test_ci_runs_the_readme_test_command():
     assert test_command in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 
+def table_rows(doc: str) -> list[str]:
+    return [line for line in (ROOT / "docs" / doc).read_text(encoding="utf-8").splitlines()
+            if line.startswith("| ") and not line.startswith(("| Item", "| #"))]
+
+
 def test_readme_theory_map_matches_docs():
-    rows = [line for line in (ROOT / "docs" / "theory-map.md").read_text(encoding="utf-8").splitlines()
-            if line.startswith("| ") and not line.startswith("| Item")]
+    rows = table_rows("theory-map.md")
     assert len(rows) >= 33
     for row in rows:
         assert row in README, f"README's theory map lacks: {row[:60]}"
+
+
+def test_readme_promise_table_matches_docs():
+    rows = table_rows("promises.md")
+    assert len(rows) >= 20
+    for row in rows:
+        assert row in README, f"README's promise table lacks: {row[:60]}"
+
+
+def test_no_placeholder_is_left():
+    assert "_SECTION" not in README and "TODO" not in README

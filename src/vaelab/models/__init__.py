@@ -1,6 +1,6 @@
 """Models: a registry of autoencoders and VAEs sharing one verb set (DESIGN.md §2)."""
 
-from . import ae, rd, vae  # noqa: F401  (registers the models)
+from . import ae, pixel, rd, vae  # noqa: F401  (registers the models)
 from .base import Model
 from .config import ModelConfig
 from .objectives import LossTerms, elbo, iwae, training_loss
