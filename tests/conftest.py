@@ -35,6 +35,20 @@ def tiny_ae_run(tmp_path_factory):
     return _train(tmp_path_factory.mktemp("runs") / "tiny-ae", "mlp-ae", {"name": "digits"})
 
 
+@pytest.fixture(scope="module")
+def vae(tiny_vae_run):
+    import vaelab
+
+    return vaelab.load(tiny_vae_run)   # eval mode; shared by the apps and codec tests
+
+
+@pytest.fixture(scope="module")
+def ae(tiny_ae_run):
+    import vaelab
+
+    return vaelab.load(tiny_ae_run)
+
+
 @pytest.fixture(scope="session")
 def fmnist_vae_run(tmp_path_factory):
     """A conv VAE (latent 8) trained 1 epoch on 3,000 binarised Fashion-MNIST images (28×28)."""

@@ -18,20 +18,6 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def vae(tiny_vae_run):
-    import vaelab
-
-    return vaelab.load(tiny_vae_run)
-
-
-@pytest.fixture(scope="module")
-def ae(tiny_ae_run):
-    import vaelab
-
-    return vaelab.load(tiny_ae_run)
-
-
-@pytest.fixture(scope="module")
 def digits(vae):
     """100 held-out 8×8 digits, uint8 (100, 1, 8, 8)."""
     from vaelab.apps.common import run_images

@@ -14,16 +14,6 @@ from vaelab.apps.codec.coders import scalar_step
 
 
 @pytest.fixture(scope="module")
-def vae(tiny_vae_run):
-    return vaelab.load(tiny_vae_run)
-
-
-@pytest.fixture(scope="module")
-def ae(tiny_ae_run):
-    return vaelab.load(tiny_ae_run)
-
-
-@pytest.fixture(scope="module")
 def pca(digit_images):
     from sklearn.datasets import load_digits
 
