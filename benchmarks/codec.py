@@ -138,6 +138,7 @@ def plot(results: list[dict], curves: dict, path: Path, n: int) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
     for name in curves:
@@ -154,6 +155,10 @@ def plot(results: list[dict], curves: dict, path: Path, n: int) -> None:
             ax.text(png["bytes_per_image"], ax.get_ylim()[0], " PNG (lossless)", rotation=90, va="bottom",
                     fontsize=8, color="grey")
         ax.set_xscale("log")
+        # plain numbers at 20, 50, 100, 200, 500 bytes: the default minor labels overlap
+        ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([10, 20, 50, 100, 200, 500, 1000]))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("bytes per image (headers counted)")
         ax.grid(alpha=0.3, which="both")
     ax1.set_ylabel("PSNR (dB)")
