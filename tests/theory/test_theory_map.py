@@ -33,7 +33,7 @@ def _rows() -> dict[str, str]:
 
 def test_every_numbered_item_has_a_row_with_code_and_test():
     rows = _rows()
-    for item in ITEMS + ["TODO after Thm. 1.2.7 (Adam)"]:
+    for item in ITEMS + ["To-do after Thm. 1.2.7 (Adam)"]:
         assert item in rows, f"{item} is missing from docs/theory-map.md"
         cells = [c.strip() for c in rows[item].split("|")[1:-1]]
         assert len(cells) == 4 and all(cells), f"{item}: every column must be filled"

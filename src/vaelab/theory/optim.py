@@ -1,5 +1,5 @@
 """Training by gradient descent: GD, SGD and Adam, and step-size schedules (thesis §1.2:
-Thm. 1.2.4, Lemma 1.2.5, Cor. 1.2.6, Thm. 1.2.7, and the Adam TODO).
+Thm. 1.2.4, Lemma 1.2.5, Cor. 1.2.6, Thm. 1.2.7, and the Adam to-do).
 
 * `gradient_descent` — Thm. 1.2.4, eq. (1.5): x^{(t+1)} = x^{(t)} − γ_t ∇f(x^{(t)}) for a
   differentiable f: R^n → R given as a function of a tensor.
@@ -21,7 +21,7 @@ L-smooth convex f a constant γ ≤ 1/L already converges; the thesis' proof ske
 moves closer to x*) holds for such small steps.
 
 **Adam** (Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015) — the thesis
-leaves it as a TODO; here is the method. With the gradient g_t = ∇_θ R(θ_{t−1}) (of a
+leaves it as a to-do; here is the method. With the gradient g_t = ∇_θ R(θ_{t−1}) (of a
 minibatch), decay rates β_1, β_2 ∈ [0, 1) (defaults 0.9, 0.999), a small ε (1e-8) and m_0 =
 v_0 = 0:
 
