@@ -21,17 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def mean_se(values) -> tuple[float, float]:
-    n = len(values)
-    mean = float(values.mean())
-    return mean, (float(values.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("nan"))
 
 
 def measure(run: Path, args) -> dict:
@@ -40,17 +33,22 @@ def measure(run: Path, args) -> dict:
     import vaelab
     from vaelab.data import load_data
     from vaelab.evaluation.likelihood import iwae_bound
+    from vaelab.evaluation.suite import mean_stderr, tqdm_progress
+
+    def mean_se(values) -> tuple[float, float]:
+        m = mean_stderr(values)
+        return m["mean"], m["stderr"]
 
     model = vaelab.load(run)
     test = load_data(model.run_config.data).split("test").images   # binarised once, seeded, as `evaluate` sees it
     start = time.perf_counter()
-    full = iwae_bound(model, test, args.full_k, seed=args.seed)
+    full = iwae_bound(model, test, args.full_k, seed=args.seed,
+                      progress=tqdm_progress(len(test), f"{run.name}: ELBO, all test images"))
     full_seconds = time.perf_counter() - start
     subset = test[: args.images]
     start = time.perf_counter()
     sub = iwae_bound(model, subset, args.k, seed=args.seed, batch_size=args.batch_size,
-                     progress=lambda n: print(".", end="", file=sys.stderr, flush=True))
-    print(file=sys.stderr)
+                     progress=tqdm_progress(len(subset), f"{run.name}: K = {args.k} bound"))
     sub_seconds = time.perf_counter() - start
     neg_elbo_all, neg_elbo_all_se = mean_se(-full.mean_log_weight)
     gap = -sub.mean_log_weight - sub.nll

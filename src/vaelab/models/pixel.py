@@ -27,7 +27,7 @@ from ..theory import get_activation
 from .config import ModelConfig
 from .conv import ConvDecoder, ConvEncoder, default_channels
 from .registry import register_model
-from .vae import VAE
+from .vae import VAE, _vae_encoder_out
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -55,7 +55,6 @@ class AutoregressiveHead(nn.Module):
         self.condition = nn.Conv2d(features, features * layers, 1)
         self.out = nn.Conv2d(features, channels, 1)
         self.act = get_activation(activation)
-        self.layers = layers
 
     @property
     def radius(self) -> int:
@@ -71,7 +70,7 @@ class AutoregressiveHead(nn.Module):
         ``inside`` (1, 1, h, w) marks which pixels of a cropped window lie inside the image:
         activations outside are zeroed after every layer, as the full image's zero padding
         would have them, so a window of ``radius`` around a pixel gives its exact logit."""
-        conds = conditioning.chunk(self.layers, dim=1)
+        conds = conditioning.chunk(1 + len(self.hidden), dim=1)
         a = self.act(self.first(x) + conds[0])
         for layer, cond in zip(self.hidden, conds[1:]):
             if inside is not None:
@@ -154,7 +153,7 @@ class PixelVAE(VAE):
             raise VaelabError(f"model.ar_kernel must be odd, got {config.ar_kernel}")
         channels = config.hidden or default_channels(image_shape)
         features = config.ar_features
-        enc = ConvEncoder(image_shape, channels, config.dense_width, 2 * config.latent_dim, config.activation)
+        enc = ConvEncoder(image_shape, channels, config.dense_width, _vae_encoder_out(config), config.activation)
         dec = ConvDecoder(config.latent_dim, channels, config.dense_width, (features, H, W), config.activation)
         model = cls(config, image_shape, enc, dec)
         model.ar_head = AutoregressiveHead(C, features, config.ar_kernel, config.ar_layers, config.activation)
