@@ -225,8 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     for run in args.extra_run:
         extra = vaelab.load(run)
         label = f"vaelab {extra.registry_name} ({run.name})"
+        lo, hi = codec.coder_for(extra).quality_range
+        # rate–distortion models span their few trained levels; the others' quality runs 1..20
+        qualities = np.linspace(lo, hi, args.qualities) if hi - lo < 10 else np.arange(1.0, 13.01, 1.0)
         jobs += [(label, q, lambda q=q, m=extra, label=label: measure_coder(label, m, float(q), images, args.single))
-                 for q in np.arange(1.0, 13.01, 1.0)]
+                 for q in qualities]
 
     results = []
     for _, _, job in tqdm(jobs, desc="codecs × settings", unit="point"):

@@ -6,17 +6,15 @@ import numpy as np
 import pytest
 
 
-@pytest.fixture(scope="session")
-def tiny_rd_run(tmp_path_factory):
-    """A conv-rd model (3 quality levels, latent 4×2×2) trained 2 epochs on the 8×8 digits."""
+def _train_tiny_rd(tmp_path_factory, name: str, **model):
     from vaelab.config import from_dict
     from vaelab.runs import RunConfig
     from vaelab.training import train
 
-    run_dir = tmp_path_factory.mktemp("runs") / "tiny-rd"
+    run_dir = tmp_path_factory.mktemp("runs") / name
     config = from_dict(RunConfig, {
         "model": {"name": "conv-rd", "hidden": [16, 16], "latent_channels": 4, "likelihood": "gaussian",
-                  "rd_lambdas": [0.05, 0.5, 5.0]},
+                  "rd_lambdas": [0.05, 0.5, 5.0], **model},
         "data": {"name": "digits"},
         "train": {"epochs": 2, "batch_size": 64, "lr": 3e-3, "report": False, "threads": 1},
     })
@@ -25,10 +23,29 @@ def tiny_rd_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_rd_run(tmp_path_factory):
+    """A conv-rd model (3 quality levels, latent 4×2×2) trained 2 epochs on the 8×8 digits."""
+    return _train_tiny_rd(tmp_path_factory, "tiny-rd")
+
+
+@pytest.fixture(scope="session")
 def tiny_rd(tiny_rd_run):
     import vaelab
 
     return vaelab.load(tiny_rd_run)
+
+
+@pytest.fixture(scope="session")
+def tiny_rd_context_run(tmp_path_factory):
+    """The same with the context model over its latent grid (``rd_context``)."""
+    return _train_tiny_rd(tmp_path_factory, "tiny-rd-context", rd_context=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_rd_context(tiny_rd_context_run):
+    import vaelab
+
+    return vaelab.load(tiny_rd_context_run)
 
 
 @pytest.fixture(scope="session")

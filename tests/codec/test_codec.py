@@ -22,6 +22,7 @@ def pca(digit_images):
 
 
 @pytest.mark.parametrize("which, quality", [("tiny_rd", 1), ("tiny_rd", 2.5), ("tiny_rd", 3),
+                                            ("tiny_rd_context", 1), ("tiny_rd_context", 2.5),
                                             ("vae", 5), ("ae", 7), ("pca", 8)])
 def test_round_trip_is_exact_at_the_code_level(request, digit_images, which, quality):
     model = request.getfixturevalue(which)
@@ -33,13 +34,14 @@ def test_round_trip_is_exact_at_the_code_level(request, digit_images, which, qua
     assert codec.compress(model, digit_images, quality=quality) == data   # and the encoder too
 
 
-@pytest.mark.parametrize("which, quality", [("tiny_rd", 2), ("vae", 6), ("ae", 6), ("pca", 9)])
+@pytest.mark.parametrize("which, quality", [("tiny_rd", 2), ("tiny_rd_context", 2), ("tiny_rd_context", 2.7),
+                                            ("vae", 6), ("ae", 6), ("pca", 9)])
 def test_decoded_images_are_the_decoder_on_the_rounded_latent(request, digit_images, which, quality):
     """Independent path: quantise the encoder's output with the step the quality names, decode."""
     model = request.getfixturevalue(which)
     decoded = codec.decompress(codec.compress(model, digit_images, quality=quality), model)
     x = torch.from_numpy(digit_images).float() / 255
-    if which == "tiny_rd":  # the model's own forward pass rounds at a trained level
+    if which.startswith("tiny_rd"):  # the model's own forward pass rounds at that level
         with torch.no_grad():
             mean = model.likelihood(model(x, level=torch.full((len(x),), quality - 1.0)).x_hat).mean.numpy()
     elif which == "pca":
@@ -59,13 +61,15 @@ def test_decoded_images_are_the_decoder_on_the_rounded_latent(request, digit_ima
     assert (diff > 1).mean() < 0.01
 
 
-def test_many_images_share_one_header(tiny_rd, digit_images):
+@pytest.mark.parametrize("which, coder", [("tiny_rd", "rate-distortion"), ("tiny_rd_context", "rate-distortion-context")])
+def test_many_images_share_one_header(request, digit_images, which, coder):
+    tiny_rd = request.getfixturevalue(which)
     data = codec.compress(tiny_rd, digit_images)
     info = codec.inspect(data)
     assert info["images"] == len(digit_images) and info["image_shape"] == [1, 8, 8]
     assert info["header_bytes"] + sum(info["image_bytes"]) == info["total_bytes"] == len(data)
     assert info["fingerprint"] == codec.model_fingerprint(tiny_rd).hex()
-    assert info["coder"] == "rate-distortion" and info["quality"] == 3.0     # default: the best level
+    assert info["coder"] == coder and info["quality"] == 3.0     # default: the best level
     # one image alone: its bitstream is the same bytes, the header is paid in full
     alone = codec.compress(tiny_rd, digit_images[5:6])
     assert codec.inspect(alone)["image_bytes"] == [info["image_bytes"][5]]
@@ -75,20 +79,23 @@ def test_many_images_share_one_header(tiny_rd, digit_images):
     assert codec.inspect(codec.compress(tiny_rd, digit_images[:7]))["image_bytes"] == info["image_bytes"][:7]
 
 
-def test_file_size_is_close_to_the_model_rate(tiny_rd, digit_images):
+@pytest.mark.parametrize("which", ["tiny_rd", "tiny_rd_context"])
+def test_file_size_is_close_to_the_model_rate(request, digit_images, which):
     """The bytes written match the model's own rate −log₂ P(ŷ) (computed by the network's density)."""
+    tiny_rd = request.getfixturevalue(which)
     data = codec.compress(tiny_rd, digit_images, quality=2)
     actual = np.array(codec.inspect(data)["image_bytes"]) * 8
     with torch.no_grad():
         y = tiny_rd.encode(torch.from_numpy(digit_images).float() / 255)
         steps = torch.exp(tiny_rd.log_steps[1]).expand_as(y)
-        bits = tiny_rd.rate_bits(torch.round(y / steps) * steps, steps).numpy()
+        weights = tiny_rd.level_weights(torch.ones(len(y)))
+        bits = tiny_rd.rate_bits(torch.round(y / steps) * steps, steps, weights).numpy()
     assert np.all(np.abs(actual - bits) <= 8 * 3)
     assert abs(actual.mean() - bits.mean()) <= 8
 
 
-def test_higher_quality_costs_more_and_distorts_less(tiny_rd, pca, digit_images):
-    for model, qualities in ((tiny_rd, (1, 2, 3)), (pca, (4, 8, 12))):
+def test_higher_quality_costs_more_and_distorts_less(tiny_rd, tiny_rd_context, pca, digit_images):
+    for model, qualities in ((tiny_rd, (1, 2, 3)), (tiny_rd_context, (1, 2, 3)), (pca, (4, 8, 12))):
         sizes, errors = [], []
         for q in qualities:
             data = codec.compress(model, digit_images, quality=q)
@@ -189,7 +196,9 @@ def test_refine_needs_a_rate_distortion_model(vae, digit_images):
         codec.compress(vae, digit_images, quality=5, refine=-1)
 
 
-def test_bytes_and_pixels_do_not_depend_on_threads_or_batches(tiny_rd, digit_images):
+@pytest.mark.parametrize("which", ["tiny_rd", "tiny_rd_context"])
+def test_bytes_and_pixels_do_not_depend_on_threads_or_batches(request, digit_images, which):
+    tiny_rd = request.getfixturevalue(which)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)

@@ -47,9 +47,9 @@ from .base import Model
 from .config import ModelConfig
 from .objectives import LossTerms
 from .outputs import Output
+from .rd_context import LIKELIHOOD_FLOOR, LatentContextModel, logistic_bin_probability
 from .registry import register_model
 
-LIKELIHOOD_FLOOR = 1e-9   # smallest probability the rate term counts (as Ballé et al.)
 MIXTURE_COMPONENTS = 4
 INITIAL_STEP = 0.5        # Δ of the best quality level at initialisation
 # The density and the steps are stored divided by this factor. Adam moves every parameter by
@@ -150,14 +150,8 @@ class LogisticMixtureDensity(nn.Module):
 
     def bin_probability(self, center: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
         """(B, D) centres and bin widths -> (B, D) P(center − width/2 < y ≤ center + width/2)."""
-        locs, inv_scales = self.locs, torch.exp(-self.log_scales)             # (D, K)
-        upper = (center + width / 2).unsqueeze(-1)                             # (B, D, 1)
-        lower = (center - width / 2).unsqueeze(-1)
-        t_up, t_lo = (upper - locs) * inv_scales, (lower - locs) * inv_scales  # (B, D, K) logits of F
-        # Evaluate a bin right of a component's centre through 1 − F (the mirrored sigmoid):
-        # tail probabilities keep their digits instead of cancelling near 1.
-        sign = -torch.sign(t_up + t_lo).detach()
-        per_component = torch.abs(torch.sigmoid(sign * t_up) - torch.sigmoid(sign * t_lo))
+        per_component = logistic_bin_probability(center.unsqueeze(-1), width.unsqueeze(-1),   # (B, D, K)
+                                                 self.locs, torch.exp(-self.log_scales))
         weights = torch.softmax(self.logits, dim=-1)                           # (D, K)
         return (per_component * weights).sum(-1)
 
@@ -202,7 +196,12 @@ class RateDistortionAutoEncoder(Model):
         self.latent_dim = math.prod(latent_grid)
         self.encoder = encoder
         self.decoder = decoder
-        self.density = LogisticMixtureDensity(self.latent_dim)
+        # The code's density: factorised (one learned distribution per element), or, with
+        # ``rd_context`` > 0, predicted from the elements sent before (rd_context.py).
+        if config.rd_context:
+            self.context = LatentContextModel(self.latent_grid, self.levels, config.rd_context, PARAMETER_SPEED)
+        else:
+            self.density = LogisticMixtureDensity(self.latent_dim)
         self.register_buffer("lambdas", torch.tensor(lambdas, dtype=torch.float32))
         # Steps start at Δ ∝ λ^(−1/2) (at high rate MSE ∝ Δ², so this equalises the slopes).
         init = math.log(INITIAL_STEP) - 0.5 * torch.log(torch.tensor(lambdas) / max(lambdas))
@@ -270,14 +269,30 @@ class RateDistortionAutoEncoder(Model):
         """Images through the quantised bottleneck at the best quality level."""
         return self.likelihood(self(x).x_hat).mean
 
+    @property
+    def has_context(self) -> bool:
+        """Whether the code's density is the autoregressive context model (``rd_context`` > 0)."""
+        return hasattr(self, "context")
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
         """n images decoded from latents drawn from the learned density (scaled by T about 0)."""
-        return self.decode_mean(self.density.sample(n, generator) * temperature)
+        if self.has_context:
+            z = self.context.sample(self._best_level(n, self.lambdas.device), generator)
+        else:
+            z = self.density.sample(n, generator)
+        return self.decode_mean(z * temperature)
 
     # -- the objective -------------------------------------------------------------------------
-    def rate_bits(self, y: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-        """(B, D) latents (noisy or quantised) and steps -> (B,) −log₂ P(ŷ) in bits."""
+    def rate_bits(self, y: torch.Tensor, steps: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, D) latents (noisy or quantised), steps and (B, L) level weights -> (B,) −log₂ P(ŷ) in bits.
+
+        The level weights matter only to the context model (default: the best level).
+        """
+        if self.has_context:
+            if weights is None:
+                weights = self._best_level(y.shape[0], y.device)
+            return self.context.bits(y, steps, weights)
         p = self.density.bin_probability(y, steps).clamp(min=LIKELIHOOD_FLOOR)
         return -torch.log2(p).sum(dim=1)
 
@@ -296,7 +311,7 @@ class RateDistortionAutoEncoder(Model):
             code = y + steps * (torch.rand_like(y) - 0.5)
         else:
             code = torch.round(y / steps) * steps
-        rate = self.rate_bits(code, steps)
+        rate = self.rate_bits(code, steps, weights)
         x_mean = self.likelihood(self.decode(code, weights)).mean
         distortion = (255.0 * (x_mean - x)).pow(2).flatten(1).mean(1)
         loss = kl_weight * rate + self.level_lambda(weights) * distortion
@@ -305,11 +320,12 @@ class RateDistortionAutoEncoder(Model):
 
 @register_model("conv-rd")
 class ConvRateDistortion(RateDistortionAutoEncoder):
-    """GDN conv encoder/decoder around a spatial latent with a learned factorised density.
+    """GDN conv encoder/decoder around a spatial latent with a learned factorised or context density.
 
     ``hidden`` gives the channels of the stride-2 stages (default [64, 64]: 28 → 14 → 7),
     ``latent_channels`` the channels M of the latent grid; ``latent_dim`` is not used (the
-    latent has M·h·w elements).
+    latent has M·h·w elements). ``rd_context`` > 0 replaces the factorised density by the
+    autoregressive context model with that many hidden channels (rd_context.py).
     """
 
     @classmethod

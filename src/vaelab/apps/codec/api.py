@@ -75,16 +75,18 @@ def compress(model, images, quality: float | None = None, refine: int = 0,
         raise VaelabError(f"refine must be a whole number of steps from 0 to 10000, got {refine!r}")
     if refine and not hasattr(coder, "refine"):
         raise VaelabError("refining codes needs a rate–distortion model (conv-rd): only it prices a code in bits")
-    tables = coder.tables(quality)
     y = coder.analysis(images)
     if refine:
         y = coder.refine(images, y, quality, refine)
-    symbols = tables.symbols(y)                                            # (N, D)
-    payloads = []
-    for row in symbols:
-        payloads.append(entropy.encode(row, tables))
-        if progress is not None:
-            progress(1)
+    if hasattr(coder, "entropy_encode"):   # a context model: tables depend on what came before
+        payloads = coder.entropy_encode(y, quality, progress)
+    else:
+        tables = coder.tables(quality)
+        payloads = []
+        for row in tables.symbols(y):                                      # (N, D) -> (D,) per image
+            payloads.append(entropy.encode(row, tables))
+            if progress is not None:
+                progress(1)
     header = container.Header(coder.name, coder.fingerprint, quality, coder.image_shape,
                               tuple(len(p) for p in payloads))
     return container.pack(header, payloads)
@@ -109,6 +111,8 @@ def decompress(data: bytes, model, progress: Callable[[int], None] | None = None
     if header.count * math.prod(header.image_shape) > MAX_DECODED_BYTES:
         raise VaelabError(f"would decode to {header.count:,} images of shape {header.image_shape}, over the "
                           f"{MAX_DECODED_BYTES:,}-byte limit; split it into smaller files")
+    if hasattr(coder, "entropy_decode"):
+        return coder.synthesis(coder.entropy_decode(list(payloads), header.quality, progress), header.quality)
     tables = coder.tables(header.quality)
     symbols = np.empty((header.count, len(tables.steps)), dtype=np.int32)
     for i, payload in enumerate(payloads):

@@ -157,7 +157,8 @@ class RateDistortionCoder(NetworkCoder):
         super().__init__(model)
         self.quality_range = (1.0, float(model.levels))
         self.default_quality = float(model.levels)
-        self._density = FactorisedDensity("logistic-mixture", model.density.parameters_float64())
+        if not model.has_context:
+            self._density = FactorisedDensity("logistic-mixture", model.density.parameters_float64())
         self._log_steps = model.log_steps.detach().cpu().double().numpy()          # (L, D)
 
     def _level_weights(self, quality: float) -> np.ndarray:
@@ -171,12 +172,16 @@ class RateDistortionCoder(NetworkCoder):
             weights[below + 1] += level - below
         return weights
 
-    def tables(self, quality: float) -> CodingTables:
+    def steps(self, quality: float) -> np.ndarray:
+        """(D,) float64 quantisation steps at this quality (geometric interpolation of the levels)."""
         w = self._level_weights(quality)
         log_steps = np.zeros(self._log_steps.shape[1])
         for level in range(len(w)):  # element-wise, fixed order
             log_steps += w[level] * self._log_steps[level]
-        return coding_tables(self._density, np.exp(log_steps))
+        return np.exp(log_steps)
+
+    def tables(self, quality: float) -> CodingTables:
+        return coding_tables(self._density, self.steps(quality))
 
     def _decode(self, z, quality: float):
         import torch
@@ -196,10 +201,10 @@ class RateDistortionCoder(NetworkCoder):
         import torch
 
         model = self.model
-        tables = self.tables(quality)
+        step_values = self.steps(quality)
         weights = torch.from_numpy(self._level_weights(quality)).float()
         lam = float(np.exp(self._level_weights(quality) @ np.log(model.lambdas.cpu().double().numpy())))
-        steps = torch.from_numpy(tables.steps).float()
+        steps = torch.from_numpy(step_values).float()
         out = np.empty_like(y)
         frozen = [p.requires_grad for p in model.parameters()]
         for p in model.parameters():
@@ -210,14 +215,14 @@ class RateDistortionCoder(NetworkCoder):
                 st = steps.to(self._device).expand(len(x), -1)
                 w = weights.to(self._device).expand(len(x), -1)
                 # optimise u = y/Δ, so the learning rate is in quantisation bins
-                u = torch.from_numpy(y[start:start + BATCH] / tables.steps).float().to(self._device).requires_grad_()
+                u = torch.from_numpy(y[start:start + BATCH] / step_values).float().to(self._device).requires_grad_()
                 optimizer = torch.optim.Adam([u], lr=REFINE_LR)
                 best_u, best = u.detach().clone(), torch.full((len(x),), float("inf"), device=self._device)
                 with torch.enable_grad():
                     for _ in range(iterations + 1):
                         hard = u + (torch.round(u) - u).detach()
                         y_hat = hard * st
-                        rate = model.rate_bits(y_hat, st)
+                        rate = model.rate_bits(y_hat, st, w)
                         mean = model.likelihood(model.decode(y_hat, w)).mean
                         price = rate + lam * ((mean - x) * 255.0).pow(2).flatten(1).mean(1)
                         better = price.detach() < best
@@ -226,11 +231,38 @@ class RateDistortionCoder(NetworkCoder):
                         optimizer.zero_grad()
                         price.sum().backward()
                         optimizer.step()
-                out[start:start + BATCH] = (torch.round(best_u).double().cpu().numpy()) * tables.steps
+                out[start:start + BATCH] = (torch.round(best_u).double().cpu().numpy()) * step_values
         finally:
             for p, flag in zip(model.parameters(), frozen):
                 p.requires_grad_(flag)
         return out
+
+
+class ContextRateDistortionCoder(RateDistortionCoder):
+    """``conv-rd`` models with a context model: the grid is coded position by position (context.py)."""
+
+    name = "rate-distortion-context"
+
+    def __init__(self, model):
+        from .context import IntegerContextNet
+
+        super().__init__(model)
+        self._net = IntegerContextNet(model.context)
+
+    def tables(self, quality: float) -> CodingTables:
+        raise VaelabError("a context model has no fixed tables: each position's come from the positions before it")
+
+    def entropy_encode(self, y: np.ndarray, quality: float, progress=None) -> list[bytes]:
+        """(N, D) latents -> one byte string per image."""
+        from . import context
+
+        return context.encode(self._net, y, self.steps(quality), self._level_weights(quality), progress)
+
+    def entropy_decode(self, payloads: list[bytes], quality: float, progress=None) -> np.ndarray:
+        """One byte string per image -> (N, D) dequantised latents."""
+        from . import context
+
+        return context.decode(self._net, payloads, self.steps(quality), self._level_weights(quality), progress)
 
 
 def coder_for(model) -> LatentCoder:
@@ -242,7 +274,7 @@ def coder_for(model) -> LatentCoder:
     if hasattr(model, "tables") and hasattr(model, "synthesis"):
         return model
     if isinstance(model, RateDistortionAutoEncoder):
-        return RateDistortionCoder(model)
+        return ContextRateDistortionCoder(model) if model.has_context else RateDistortionCoder(model)
     if isinstance(model, VAE):
         return GaussianPriorCoder(model)
     if isinstance(model, AutoEncoder):

@@ -36,7 +36,7 @@ MAX_DIMENSION = 65536       # pixels per side, and channels (anything larger is 
 MAX_VARINT_BYTES = 10
 
 # coder byte -> name; the name tells the decoder which density family the model must provide
-CODERS = {1: "rate-distortion", 2: "gaussian-prior", 3: "fitted-gaussian", 4: "pca"}
+CODERS = {1: "rate-distortion", 2: "gaussian-prior", 3: "fitted-gaussian", 4: "pca", 5: "rate-distortion-context"}
 CODER_IDS = {name: code for code, name in CODERS.items()}
 
 _FIXED = struct.Struct("<3sBB8sf")  # magic, version, coder, fingerprint, quality

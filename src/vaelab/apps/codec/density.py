@@ -37,7 +37,7 @@ _TAIL_Z = {  # distance from the centre, in scale units, beyond which a tail hol
 class FactorisedDensity:
     """p(y) = Π_d p_d(y_d) over D dimensions; all parameters float64.
 
-    family:  "normal" (params loc, scale: (D,)), "laplace" (loc, scale: (D,)) or
+    family:  "normal", "laplace" or "logistic" (params loc, scale: (D,)), or
              "logistic-mixture" (logits, locs, log_scales: (D, K)).
     """
 
@@ -52,7 +52,7 @@ class FactorisedDensity:
             w = np.exp(logits - logits.max(axis=1, keepdims=True))
             self._weights = w / w.sum(axis=1, keepdims=True)
             self._scales = np.exp(self.params["log_scales"])
-        elif self.family in ("normal", "laplace"):
+        elif self.family in ("normal", "laplace", "logistic"):
             if np.any(self.params["scale"] <= 0):
                 raise ValueError("scales must be positive")
         else:
@@ -89,6 +89,8 @@ class FactorisedDensity:
         right = (t_lo + t_up) > 0
         if self.family == "normal":
             return np.where(right, special.ndtr(-t_lo) - special.ndtr(-t_up), special.ndtr(t_up) - special.ndtr(t_lo))
+        if self.family == "logistic":
+            return np.where(right, special.expit(-t_lo) - special.expit(-t_up), special.expit(t_up) - special.expit(t_lo))
         # Laplace: F(t) = ½e^t for t < 0, 1 − ½e^−t for t ≥ 0
         cdf = lambda t: np.where(t < 0, 0.5 * np.exp(np.minimum(t, 0)), 1 - 0.5 * np.exp(-np.maximum(t, 0)))  # noqa: E731
         sf = lambda t: np.where(t > 0, 0.5 * np.exp(-np.maximum(t, 0)), 1 - 0.5 * np.exp(np.minimum(t, 0)))  # noqa: E731
@@ -118,6 +120,10 @@ class CodingTables:
     probabilities: np.ndarray
     steps: np.ndarray
 
+    def take(self, rows) -> CodingTables:
+        """The tables of some dimensions (a slice or index array), as wide as these are."""
+        return CodingTables(self.offsets[rows], self.sizes[rows], self.probabilities[rows], self.steps[rows])
+
     def symbols(self, y: np.ndarray) -> np.ndarray:
         """(N, D) latents -> (N, D) int32 table indices round(y/Δ) − k_lo, clamped to the support."""
         k = np.rint(np.asarray(y, dtype=np.float64) / self.steps)
@@ -135,8 +141,12 @@ class CodingTables:
         return -np.log2(np.maximum(p, 2.0 ** -24)).sum(axis=1)
 
 
-def coding_tables(density: FactorisedDensity, steps: np.ndarray) -> CodingTables:
-    """The tables for coding each y_d with step Δ_d: P_d(k) for k in the support."""
+def coding_tables(density: FactorisedDensity, steps: np.ndarray, min_width: int = 1) -> CodingTables:
+    """The tables for coding each y_d with step Δ_d: P_d(k) for k in the support.
+
+    Rows are padded with zeros to the widest support (at least ``min_width``); the entropy
+    coder quantises a row differently with different padding, so both ends must agree on it.
+    """
     steps = np.ascontiguousarray(steps, dtype=np.float64)
     if steps.shape != (density.dims,) or not np.all(np.isfinite(steps)) or np.any(steps <= 0):
         raise VaelabError("quantisation steps must be positive and finite, one per latent dimension")
@@ -147,7 +157,7 @@ def coding_tables(density: FactorisedDensity, steps: np.ndarray) -> CodingTables
     if sizes.max() > MAX_SUPPORT:
         raise VaelabError(f"this quality quantises too finely ({int(sizes.max()):,} levels in one latent dimension, "
                           f"the limit is {MAX_SUPPORT:,}); choose a lower quality")
-    width = int(sizes.max())
+    width = max(int(sizes.max()), min_width)
     k = k_lo[:, None] + np.arange(width)[None, :]                     # (D, W)
     centers = k * steps[:, None]
     probs = density.interval_mass(centers - steps[:, None] / 2, centers + steps[:, None] / 2)

@@ -42,24 +42,68 @@ def _decode_words(data: bytes, tables: CodingTables) -> np.ndarray | None:
         return None
 
 
+def trim_candidates(full: bytes, k: int) -> list[bytes]:
+    """The stream's number rounded down and up to a multiple of 256^k, without those k zero bytes.
+
+    Whichever of them (if any) lies in the coder's final interval decodes like ``full``."""
+    n = len(full)
+    if k > n:
+        return []
+    number, unit = int.from_bytes(full, "big"), 256**k
+    low = number // unit * unit
+    return [c.to_bytes(n, "big")[: n - k] for c in (low, low + unit) if c < 256**n]
+
+
+class StreamEncoder:
+    """One image's range encoder, fed table by table (the context coder's positions)."""
+
+    def __init__(self):
+        import constriction
+
+        self._encoder = constriction.stream.queue.RangeEncoder()
+
+    def encode(self, symbols: np.ndarray, tables: CodingTables) -> None:
+        self._encoder.encode(np.ascontiguousarray(symbols, dtype=np.int32), _model_family(), tables.probabilities)
+
+    def finish(self) -> bytes:
+        """The whole 32-bit words written (not yet trimmed)."""
+        return np.asarray(self._encoder.get_compressed(), dtype=">u4").tobytes()
+
+
+class StreamDecoder:
+    """One image's range decoder, read table by table; ``failed`` once the stream proves damaged."""
+
+    def __init__(self, data: bytes):
+        import constriction
+
+        self.failed = False
+        try:
+            self._decoder = constriction.stream.queue.RangeDecoder(_words(bytes(data)))
+        except (ValueError, RuntimeError, AssertionError, OverflowError):
+            self.failed = True
+
+    def decode(self, tables: CodingTables) -> np.ndarray | None:
+        """The next symbols under these tables, or None (and ``failed``) if they cannot be right."""
+        if self.failed:
+            return None
+        try:
+            symbols = np.asarray(self._decoder.decode(_model_family(), tables.probabilities), dtype=np.int32)
+        except (ValueError, RuntimeError, AssertionError, OverflowError):
+            symbols = None
+        if symbols is None or np.any(symbols >= tables.sizes):
+            self.failed = True
+            return None
+        return symbols
+
+
 def encode(symbols: np.ndarray, tables: CodingTables) -> bytes:
     """(D,) int32 table indices -> the shortest byte string that decodes back to them."""
-    import constriction
-
-    symbols = np.ascontiguousarray(symbols, dtype=np.int32)
-    encoder = constriction.stream.queue.RangeEncoder()
-    encoder.encode(symbols, _model_family(), tables.probabilities)
-    full = np.asarray(encoder.get_compressed(), dtype=">u4").tobytes()
-    best = full
-    n = len(full)
-    number = int.from_bytes(full, "big")
-    for k in range(1, n + 1):
-        unit = 256**k
+    encoder = StreamEncoder()
+    encoder.encode(symbols, tables)
+    best = full = encoder.finish()
+    for k in range(1, len(full) + 1):
         found = None
-        for candidate in (number // unit * unit, number // unit * unit + unit):
-            if candidate >= 256**n:
-                continue
-            trimmed = candidate.to_bytes(n, "big")[: n - k]
+        for trimmed in trim_candidates(full, k):
             decoded = _decode_words(trimmed, tables)
             if decoded is not None and np.array_equal(decoded, symbols):
                 found = trimmed

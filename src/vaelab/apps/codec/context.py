@@ -1,0 +1,240 @@
+"""Coding a latent grid position by position under the context model (Minnen et al. 2018).
+
+With ``rd_context`` a conv-rd model predicts each position's (μ, s) from the positions sent
+before it (models/rd_context.py). Encoder and decoder therefore walk the grid in raster
+order together: at each position both compute the prediction from the values decoded so far,
+build that position's probability tables, and code its M channels; the decoder then knows
+the values the next position needs.
+
+The prediction must come out *identical* on both sides, on any machine, or decoding derails.
+Float network outputs can differ in the last bit between CPUs and thread counts, so the walk
+runs :class:`IntegerContextNet`, an exact copy of the network in fixed point: activations
+with ACTIVATION_BITS fractional bits, weights with WEIGHT_BITS, int64 matrix products (whose
+result does not depend on summation order) and shifts for rescaling and the leaky ReLU.
+Its predictions differ from the float network's by ~10⁻³ in μ and log s, which costs a
+fraction of a bit per image (tested); they are what the file is coded with.
+
+``constriction`` quantises a zero-padded row differently from the unpadded one, so a table's
+width must not depend on anything the other side cannot see: each image's M rows at a
+position are coded with a table as wide as its own widest row. An image's bits therefore
+depend on that image alone, and images are walked together in chunks (CHUNK) only for speed.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ...errors import VaelabError
+from . import entropy
+from .density import CodingTables, FactorisedDensity, coding_tables
+
+ACTIVATION_BITS = 12      # fractional bits of latents and hidden activations
+WEIGHT_BITS = 16          # fractional bits of weights
+CHUNK = 64                # images walked together (for speed only: each image is coded on its own)
+MAX_SCALE_STEPS = 256.0   # widest spread a table allows, in quantisation steps
+
+
+def _fixed(values: np.ndarray, bits: int) -> np.ndarray:
+    return np.rint(np.asarray(values, dtype=np.float64) * float(1 << bits)).astype(np.int64)
+
+
+def _shift(values: np.ndarray, bits: int) -> np.ndarray:
+    """Divide by 2^bits, rounding half up (an arithmetic shift: exact and the same everywhere)."""
+    return (values + (1 << (bits - 1))) >> bits
+
+
+def _leaky(values: np.ndarray) -> np.ndarray:
+    """Leaky ReLU with slope 1/8 = models.rd_context.LEAK, as a shift."""
+    return np.where(values < 0, values >> 3, values)
+
+
+class IntegerContextNet:
+    """The fixed-point copy of a :class:`~vaelab.models.rd_context.LatentContextModel`."""
+
+    def __init__(self, context):
+        import torch
+
+        from ...models.rd_context import LEAK, LOG_SCALE_FLOOR
+
+        if LEAK != 0.125:
+            raise AssertionError("the integer copy implements a leaky-ReLU slope of 1/8")
+        with torch.no_grad():
+            weight = (context.causal.weight * context.causal.mask).double().cpu().numpy()    # (Wd, M, k, k)
+            mask = context.causal.mask[0, 0].cpu().numpy()
+            self.radius = weight.shape[-1] // 2
+            self.taps = [(int(di) - self.radius, int(dj) - self.radius) for di, dj in zip(*np.nonzero(mask))]
+            # rows of W1: tap-major, then input channel — the order predict() gathers them in
+            w1 = np.stack([weight[:, :, di + self.radius, dj + self.radius] for di, dj in self.taps])  # (T, Wd, M)
+            self.w1 = _fixed(w1.transpose(0, 2, 1).reshape(-1, weight.shape[0]), WEIGHT_BITS)
+            self.b1 = _fixed(context.causal.bias.double().cpu().numpy(), ACTIVATION_BITS + WEIGHT_BITS)
+            self.level_weight = context.level.weight.double().cpu().numpy()                          # (Wd, L)
+            self.w2 = _fixed(context.mix.weight[:, :, 0, 0].double().cpu().numpy().T, WEIGHT_BITS)
+            self.b2 = _fixed(context.mix.bias.double().cpu().numpy(), ACTIVATION_BITS + WEIGHT_BITS)
+            self.w3 = _fixed(context.out.weight[:, :, 0, 0].double().cpu().numpy().T, WEIGHT_BITS)
+            self.b3 = _fixed(context.out.bias.double().cpu().numpy(), ACTIVATION_BITS + WEIGHT_BITS)
+            self.position = _fixed(context.position.double().cpu().numpy(), ACTIVATION_BITS)         # (2, M, h, w)
+        self.grid = tuple(context.grid)
+        self.log_scale_floor = LOG_SCALE_FLOOR
+        for name in ("w1", "b1", "w2", "b2", "w3", "b3", "position"):
+            if np.abs(getattr(self, name)).max(initial=0) > (1 << 40):
+                raise VaelabError("the model's context network has weights too large for the codec; retrain the model")
+
+    def level_bias(self, level_weights: np.ndarray) -> np.ndarray:
+        """(L,) level weights -> (Wd,) int64: the level's contribution to the first hidden layer."""
+        acc = np.zeros(self.level_weight.shape[0])
+        for level, w in enumerate(level_weights):  # element-wise, fixed order
+            acc = acc + w * self.level_weight[:, level]
+        return _fixed(acc, ACTIVATION_BITS + WEIGHT_BITS)
+
+    def predict(self, grid: np.ndarray, i: int, j: int, level_bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Padded fixed-point grid (N, M, h+2r, w+2r) -> (N, M) float64 μ and s at position (i, j)."""
+        r = self.radius
+        M = self.grid[0]
+        neighbours = np.stack([grid[:, :, i + r + di, j + r + dj] for di, dj in self.taps], axis=1)  # (N, T, M)
+        a = neighbours.reshape(len(grid), -1) @ self.w1 + self.b1 + level_bias
+        a = _shift(_leaky(a), WEIGHT_BITS)
+        a = _shift(_leaky(a @ self.w2 + self.b2), WEIGHT_BITS)
+        out = _shift(a @ self.w3 + self.b3, WEIGHT_BITS) + self.position[:, :, i, j].reshape(1, 2 * M)
+        loc = out[:, :M] / float(1 << ACTIVATION_BITS)
+        log_scale = np.maximum(out[:, M:] / float(1 << ACTIVATION_BITS), self.log_scale_floor)
+        return loc, np.exp(log_scale)
+
+
+def _position_tables(loc: np.ndarray, scale: np.ndarray, steps: np.ndarray) -> CodingTables:
+    """(R,) μ, s and Δ of R elements -> their tables (padded to the widest, at least 2 wide).
+
+    A spread wider than MAX_SCALE_STEPS bins is narrowed to it: so wide a density is nearly
+    flat over the values that occur, and the cap keeps every table small whatever the input."""
+    scale = np.minimum(scale, MAX_SCALE_STEPS * steps)
+    return coding_tables(FactorisedDensity("logistic", {"loc": loc, "scale": scale}), steps, min_width=2)
+
+
+def _walk(net: IntegerContextNet, steps: np.ndarray, level_bias: np.ndarray, n: int,
+          choose: Callable[[int, CodingTables], np.ndarray]) -> tuple[np.ndarray, list[CodingTables]]:
+    """Walk the grid for n images: at each position p, tables from the context, then
+    ``choose(p, tables)`` gives the (n·M,) symbols (image-major). Returns the dequantised
+    latents (n, D) in the model's (M, h, w) order and every position's tables."""
+    M, h, w = net.grid
+    r = net.radius
+    grid = np.zeros((n, M, h + 2 * r, w + 2 * r), dtype=np.int64)
+    values = np.zeros((n, M, h, w))
+    steps = steps.reshape(M, h, w)
+    all_tables = []
+    for p in range(h * w):
+        i, j = divmod(p, w)
+        loc, scale = net.predict(grid, i, j, level_bias)
+        tables = _position_tables(loc.ravel(), scale.ravel(), np.tile(steps[:, i, j], n))
+        symbols = choose(p, tables)
+        v = tables.values(symbols[None, :])[0].reshape(n, M)
+        values[:, :, i, j] = v
+        grid[:, :, i + r, j + r] = _fixed(v, ACTIVATION_BITS)
+        all_tables.append(tables)
+    return values.reshape(n, -1), all_tables
+
+
+def _image_rows(tables: CodingTables, image: int, M: int) -> CodingTables:
+    """One image's M rows of a position's tables, as wide as its own widest row (at least 2):
+    what a walk of that image alone builds, so each image's bits depend on it alone."""
+    rows = tables.take(slice(image * M, (image + 1) * M))
+    width = max(2, int(rows.sizes.max()))
+    return CodingTables(rows.offsets, rows.sizes, np.ascontiguousarray(rows.probabilities[:, :width]), rows.steps)
+
+
+def _decode_chunk(net, steps, level_bias, payloads: list[bytes]) -> tuple[np.ndarray, list]:
+    """Decode a chunk's streams; a stream that fails gives None in the second list."""
+    M = net.grid[0]
+    decoders = [entropy.StreamDecoder(p) for p in payloads]
+    symbols_seen = [[] for _ in payloads]
+
+    def choose(p: int, tables: CodingTables) -> np.ndarray:
+        out = np.zeros(len(payloads) * M, dtype=np.int32)
+        for t, decoder in enumerate(decoders):
+            if decoder.failed:
+                continue
+            got = decoder.decode(_image_rows(tables, t, M))
+            if got is not None:
+                out[t * M:(t + 1) * M] = got
+                symbols_seen[t].append(got)
+        return out
+
+    values, _ = _walk(net, steps, level_bias, len(payloads), choose)
+    return values, [None if d.failed else np.concatenate(s) for d, s in zip(decoders, symbols_seen)]
+
+
+def encode(net: IntegerContextNet, y: np.ndarray, steps: np.ndarray, level_weights: np.ndarray,
+           progress: Callable[[int], None] | None = None) -> list[bytes]:
+    """(N, D) latents -> one trimmed byte string per image."""
+    M, h, w = net.grid
+    level_bias = net.level_bias(level_weights)
+    payloads: list[bytes] = []
+    for start in range(0, len(y), CHUNK):
+        chunk = y[start:start + CHUNK].reshape(-1, M, h * w)
+        n = len(chunk)
+        encoders = [entropy.StreamEncoder() for _ in range(n)]
+        coded = [[] for _ in range(n)]
+
+        def choose(p: int, tables: CodingTables) -> np.ndarray:
+            symbols = tables.symbols(chunk[:, :, p].reshape(1, -1))[0]   # clamped to the support
+            for t in range(n):
+                rows = slice(t * M, (t + 1) * M)
+                encoders[t].encode(symbols[rows], _image_rows(tables, t, M))
+                coded[t].append(symbols[rows])
+            return symbols
+
+        _walk(net, steps, level_bias, n, choose)
+        expected = [np.concatenate(c) for c in coded]
+        streams = [e.finish() for e in encoders]
+        payloads += _trim(net, steps, level_bias, streams, expected)
+        if progress is not None:
+            progress(n)
+    return payloads
+
+
+def _trim(net, steps, level_bias, streams: list[bytes], expected: list[np.ndarray]) -> list[bytes]:
+    """Shorten every stream as far as it still decodes to its symbols (entropy.trim_candidates).
+
+    All images of a chunk are tried together: one decoding walk per candidate round."""
+    best = list(streams)
+    active = set(range(len(streams)))
+    k = 1
+    while active:
+        found: dict[int, bytes] = {}
+        for which in (0, 1):
+            trial = list(best)
+            tried = []
+            for t in sorted(active - found.keys()):
+                candidates = entropy.trim_candidates(streams[t], k)
+                if which < len(candidates):
+                    trial[t] = candidates[which]
+                    tried.append(t)
+            if not tried:
+                continue
+            _, decoded = _decode_chunk(net, steps, level_bias, [trial[t] for t in tried])
+            for t, symbols in zip(tried, decoded):
+                if symbols is not None and np.array_equal(symbols, expected[t]):
+                    found[t] = trial[t]
+        for t, data in found.items():
+            best[t] = data
+        active = set(found)
+        k += 1
+    return best
+
+
+def decode(net: IntegerContextNet, payloads: list[bytes], steps: np.ndarray, level_weights: np.ndarray,
+           progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """One byte string per image -> (N, D) dequantised latents; damage becomes a VaelabError."""
+    level_bias = net.level_bias(level_weights)
+    out = []
+    for start in range(0, len(payloads), CHUNK):
+        chunk = payloads[start:start + CHUNK]
+        values, decoded = _decode_chunk(net, steps, level_bias, chunk)
+        for t, symbols in enumerate(decoded):
+            if symbols is None:
+                raise VaelabError(f"image {start + t + 1}: holds a bitstream that does not decode under this model's "
+                                  "entropy model; the file is damaged or was written by another model")
+        out.append(values)
+        if progress is not None:
+            progress(len(chunk))
+    return np.concatenate(out)
