@@ -2,6 +2,7 @@
 
     python benchmarks/codec.py --run runs/codec-fmnist              # 500 Fashion-MNIST test images
     python benchmarks/codec.py --run runs/codec-fmnist --images 10000
+    python benchmarks/codec.py --run runs/codec-fmnist --baselines benchmarks/results/codec.json  # reuse PNG…PCA
 
 For every codec and quality setting it measures, on the first N Fashion-MNIST test images:
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 import time
 from pathlib import Path
@@ -185,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--single", type=int, default=50, help="images coded alone to measure one-image files")
     parser.add_argument("--extra-run", type=Path, action="append", default=[],
                         help="another vaelab run to include (e.g. a plain VAE), at its default quality range")
+    parser.add_argument("--baselines", type=Path,
+                        help="reuse PNG, JPEG, WebP and PCA results from an earlier results JSON on the same "
+                             "images (they do not change between vaelab models; PCA alone takes ~15 min)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, default=RESULTS / "codec", help="results prefix (.json and .png added)")
     args = parser.parse_args(argv)
@@ -205,16 +210,25 @@ def main(argv: list[str] | None = None) -> int:
     for run, model in models.items():
         if tuple(model.image_shape) != tuple(images.shape[1:]):
             parser.error(f"{run} models images of shape {model.image_shape}, Fashion-MNIST is {images.shape[1:]}")
-    pca = codec.PCACoder.fit(data.train.images.numpy())
+    pca = None if args.baselines else codec.PCACoder.fit(data.train.images.numpy())
 
-    jobs = [("PNG", "optimize", lambda: measure_pillow("PNG", "optimize", images, "PNG", optimize=True))]
-    jobs += [("WebP", q, lambda q=q: measure_pillow("WebP", q, images, "WEBP", quality=q, method=6))
-             for q in range(0, 101, 5)]
-    jobs += [("JPEG", q, lambda q=q: measure_pillow("JPEG", q, images, "JPEG", quality=q, optimize=True))
-             for q in (1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)]
-    pca_qualities = np.arange(4.0, 13.01, 0.5)
-    jobs += [("PCA", q, lambda q=q: measure_coder("PCA", pca, float(q), images, args.single)) for q in pca_qualities]
-    jobs += [("PCA ideal", q, lambda q=q: ideal_pca(pca, float(q), images)) for q in pca_qualities]
+    baselines = []
+    if args.baselines:
+        earlier = json.loads(args.baselines.read_text())
+        if earlier.get("images") != N:
+            parser.error(f"{args.baselines} measured {earlier.get('images')} images, not {N}")
+        baselines = [r for r in earlier["results"] if not r["codec"].startswith("vaelab")]
+        jobs = []
+    else:
+        jobs = [("PNG", "optimize", lambda: measure_pillow("PNG", "optimize", images, "PNG", optimize=True))]
+        jobs += [("WebP", q, lambda q=q: measure_pillow("WebP", q, images, "WEBP", quality=q, method=6))
+                 for q in range(0, 101, 5)]
+        jobs += [("JPEG", q, lambda q=q: measure_pillow("JPEG", q, images, "JPEG", quality=q, optimize=True))
+                 for q in (1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)]
+        pca_qualities = np.arange(4.0, 13.01, 0.5)
+        jobs += [("PCA", q, lambda q=q: measure_coder("PCA", pca, float(q), images, args.single))
+                 for q in pca_qualities]
+        jobs += [("PCA ideal", q, lambda q=q: ideal_pca(pca, float(q), images)) for q in pca_qualities]
     labels = {run: f"vaelab {model.registry_name}" + (f" ({run.name})" if len(models) > 1 else "")
               for run, model in models.items()}
     for run, model in models.items():
@@ -231,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs += [(label, q, lambda q=q, m=extra, label=label: measure_coder(label, m, float(q), images, args.single))
                  for q in qualities]
 
-    results = []
+    results = list(baselines)
     for _, _, job in tqdm(jobs, desc="codecs × settings", unit="point"):
         results.append(job())
 

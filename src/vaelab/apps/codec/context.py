@@ -34,6 +34,8 @@ ACTIVATION_BITS = 12      # fractional bits of latents and hidden activations
 WEIGHT_BITS = 16          # fractional bits of weights
 CHUNK = 64                # images walked together (for speed only: each image is coded on its own)
 MAX_SCALE_STEPS = 256.0   # widest spread a table allows, in quantisation steps
+LOC_BOUND = 1e6           # |μ| and log s beyond these come only from damaged streams
+LOG_SCALE_CEILING = 20.0
 
 
 def _fixed(values: np.ndarray, bits: int) -> np.ndarray:
@@ -43,6 +45,27 @@ def _fixed(values: np.ndarray, bits: int) -> np.ndarray:
 def _shift(values: np.ndarray, bits: int) -> np.ndarray:
     """Divide by 2^bits, rounding half up (an arithmetic shift: exact and the same everywhere)."""
     return (values + (1 << (bits - 1))) >> bits
+
+
+class _ExactMatrix:
+    """An integer weight matrix whose products with integer activations are exact.
+
+    int64 products in numpy do not use BLAS and are slow. A float64 product is exact —
+    whatever the summation order, hardware or thread count — when every partial sum is an
+    integer below 2^53, which max|a| · max_j Σ_i |W_ij| < 2^53 guarantees. So BLAS is used
+    when that bound holds (always, for real codes) and int64 arithmetic otherwise.
+    """
+
+    def __init__(self, weights: np.ndarray):
+        self.int = np.ascontiguousarray(weights, dtype=np.int64)
+        self.float = self.int.astype(np.float64)
+        self.column_sum = int(np.abs(self.int).sum(axis=0).max(initial=0))
+
+    def times(self, a: np.ndarray) -> np.ndarray:
+        """a @ W, exactly."""
+        if int(np.abs(a).max(initial=0)) * self.column_sum < 2**53:
+            return (a.astype(np.float64) @ self.float).astype(np.int64)
+        return a @ self.int
 
 
 def _leaky(values: np.ndarray) -> np.ndarray:
@@ -80,6 +103,7 @@ class IntegerContextNet:
         for name in ("w1", "b1", "w2", "b2", "w3", "b3", "position"):
             if np.abs(getattr(self, name)).max(initial=0) > (1 << 40):
                 raise VaelabError("the model's context network has weights too large for the codec; retrain the model")
+        self.w1, self.w2, self.w3 = _ExactMatrix(self.w1), _ExactMatrix(self.w2), _ExactMatrix(self.w3)
 
     def level_bias(self, level_weights: np.ndarray) -> np.ndarray:
         """(L,) level weights -> (Wd,) int64: the level's contribution to the first hidden layer."""
@@ -93,12 +117,14 @@ class IntegerContextNet:
         r = self.radius
         M = self.grid[0]
         neighbours = np.stack([grid[:, :, i + r + di, j + r + dj] for di, dj in self.taps], axis=1)  # (N, T, M)
-        a = neighbours.reshape(len(grid), -1) @ self.w1 + self.b1 + level_bias
+        a = self.w1.times(neighbours.reshape(len(grid), -1)) + self.b1 + level_bias
         a = _shift(_leaky(a), WEIGHT_BITS)
-        a = _shift(_leaky(a @ self.w2 + self.b2), WEIGHT_BITS)
-        out = _shift(a @ self.w3 + self.b3, WEIGHT_BITS) + self.position[:, :, i, j].reshape(1, 2 * M)
-        loc = out[:, :M] / float(1 << ACTIVATION_BITS)
-        log_scale = np.maximum(out[:, M:] / float(1 << ACTIVATION_BITS), self.log_scale_floor)
+        a = _shift(_leaky(self.w2.times(a) + self.b2), WEIGHT_BITS)
+        out = _shift(self.w3.times(a) + self.b3, WEIGHT_BITS) + self.position[:, :, i, j].reshape(1, 2 * M)
+        # The bounds matter only for damaged streams (and the encoder's trial of shortened
+        # ones), whose garbage values can drive the network anywhere; no real code gets near them.
+        loc = np.clip(out[:, :M] / float(1 << ACTIVATION_BITS), -LOC_BOUND, LOC_BOUND)
+        log_scale = np.clip(out[:, M:] / float(1 << ACTIVATION_BITS), self.log_scale_floor, LOG_SCALE_CEILING)
         return loc, np.exp(log_scale)
 
 
@@ -163,9 +189,21 @@ def _decode_chunk(net, steps, level_bias, payloads: list[bytes]) -> tuple[np.nda
     return values, [None if d.failed else np.concatenate(s) for d, s in zip(decoders, symbols_seen)]
 
 
+def _one_blas_thread():
+    """The walk's matrices are small: BLAS threads only spin-wait (10× slower on a busy CPU)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def encode(net: IntegerContextNet, y: np.ndarray, steps: np.ndarray, level_weights: np.ndarray,
            progress: Callable[[int], None] | None = None) -> list[bytes]:
     """(N, D) latents -> one trimmed byte string per image."""
+    with _one_blas_thread():
+        return _encode(net, y, steps, level_weights, progress)
+
+
+def _encode(net, y, steps, level_weights, progress) -> list[bytes]:
     M, h, w = net.grid
     level_bias = net.level_bias(level_weights)
     payloads: list[bytes] = []
@@ -197,27 +235,21 @@ def _trim(net, steps, level_bias, streams: list[bytes], expected: list[np.ndarra
 
     All images of a chunk are tried together: one decoding walk per candidate round."""
     best = list(streams)
-    active = set(range(len(streams)))
+    active = list(range(len(streams)))
     k = 1
     while active:
+        # both candidates of every image still shortening, decoded in one walk
+        trials = [(t, candidate) for t in active for candidate in entropy.trim_candidates(streams[t], k)]
+        if not trials:
+            break
+        _, decoded = _decode_chunk(net, steps, level_bias, [candidate for _, candidate in trials])
         found: dict[int, bytes] = {}
-        for which in (0, 1):
-            trial = list(best)
-            tried = []
-            for t in sorted(active - found.keys()):
-                candidates = entropy.trim_candidates(streams[t], k)
-                if which < len(candidates):
-                    trial[t] = candidates[which]
-                    tried.append(t)
-            if not tried:
-                continue
-            _, decoded = _decode_chunk(net, steps, level_bias, [trial[t] for t in tried])
-            for t, symbols in zip(tried, decoded):
-                if symbols is not None and np.array_equal(symbols, expected[t]):
-                    found[t] = trial[t]
+        for (t, candidate), symbols in zip(trials, decoded):
+            if t not in found and symbols is not None and np.array_equal(symbols, expected[t]):
+                found[t] = candidate
         for t, data in found.items():
             best[t] = data
-        active = set(found)
+        active = sorted(found)
         k += 1
     return best
 
@@ -225,6 +257,11 @@ def _trim(net, steps, level_bias, streams: list[bytes], expected: list[np.ndarra
 def decode(net: IntegerContextNet, payloads: list[bytes], steps: np.ndarray, level_weights: np.ndarray,
            progress: Callable[[int], None] | None = None) -> np.ndarray:
     """One byte string per image -> (N, D) dequantised latents; damage becomes a VaelabError."""
+    with _one_blas_thread():
+        return _decode(net, payloads, steps, level_weights, progress)
+
+
+def _decode(net, payloads, steps, level_weights, progress) -> np.ndarray:
     level_bias = net.level_bias(level_weights)
     out = []
     for start in range(0, len(payloads), CHUNK):

@@ -158,8 +158,14 @@ def coding_tables(density: FactorisedDensity, steps: np.ndarray, min_width: int 
         raise VaelabError(f"this quality quantises too finely ({int(sizes.max()):,} levels in one latent dimension, "
                           f"the limit is {MAX_SUPPORT:,}); choose a lower quality")
     width = max(int(sizes.max()), min_width)
-    k = k_lo[:, None] + np.arange(width)[None, :]                     # (D, W)
-    centers = k * steps[:, None]
-    probs = density.interval_mass(centers - steps[:, None] / 2, centers + steps[:, None] / 2)
-    probs = np.where(np.arange(width)[None, :] < sizes[:, None], np.maximum(probs, 0.0), 0.0)
-    return CodingTables(k_lo, sizes, np.ascontiguousarray(probs), steps)
+    # Only the (row, k) pairs inside each row's support are computed: one wide row must not
+    # make every row pay for its width. Each entry is the same element-wise arithmetic either way.
+    rows = np.repeat(np.arange(len(steps)), sizes)
+    cols = np.arange(rows.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    row_steps = steps[rows]
+    centers = (k_lo[rows] + cols) * row_steps
+    picked = FactorisedDensity(density.family, {name: value[rows] for name, value in density.params.items()})
+    mass = picked.interval_mass((centers - row_steps / 2)[:, None], (centers + row_steps / 2)[:, None])[:, 0]
+    probs = np.zeros((len(steps), width))
+    probs[rows, cols] = np.maximum(mass, 0.0)
+    return CodingTables(k_lo, sizes, probs, steps)
