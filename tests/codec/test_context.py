@@ -156,3 +156,12 @@ def test_damaged_streams_give_one_line_errors_or_images(untrained, valid_file, s
         assert "\n" not in str(exc)
     else:
         assert out.shape == (3, 1, 8, 8) and out.dtype == np.uint8
+
+
+def test_exact_products_agree_with_integer_arithmetic_on_both_sides_of_the_bound():
+    rng = np.random.default_rng(5)
+    w = rng.integers(-2**16, 2**16, (300, 40))
+    matrix = context._ExactMatrix(w)
+    for magnitude in (2**20, 2**30, 2**40):       # the last exceeds 2^53 together with the weights
+        a = rng.integers(-magnitude, magnitude, (17, 300))
+        assert np.array_equal(matrix.times(a), a @ w)

@@ -138,16 +138,15 @@ def _position_tables(loc: np.ndarray, scale: np.ndarray, steps: np.ndarray) -> C
 
 
 def _walk(net: IntegerContextNet, steps: np.ndarray, level_bias: np.ndarray, n: int,
-          choose: Callable[[int, CodingTables], np.ndarray]) -> tuple[np.ndarray, list[CodingTables]]:
+          choose: Callable[[int, CodingTables], np.ndarray]) -> np.ndarray:
     """Walk the grid for n images: at each position p, tables from the context, then
     ``choose(p, tables)`` gives the (n·M,) symbols (image-major). Returns the dequantised
-    latents (n, D) in the model's (M, h, w) order and every position's tables."""
+    latents (n, D) in the model's (M, h, w) order."""
     M, h, w = net.grid
     r = net.radius
     grid = np.zeros((n, M, h + 2 * r, w + 2 * r), dtype=np.int64)
     values = np.zeros((n, M, h, w))
     steps = steps.reshape(M, h, w)
-    all_tables = []
     for p in range(h * w):
         i, j = divmod(p, w)
         loc, scale = net.predict(grid, i, j, level_bias)
@@ -156,8 +155,7 @@ def _walk(net: IntegerContextNet, steps: np.ndarray, level_bias: np.ndarray, n: 
         v = tables.values(symbols[None, :])[0].reshape(n, M)
         values[:, :, i, j] = v
         grid[:, :, i + r, j + r] = _fixed(v, ACTIVATION_BITS)
-        all_tables.append(tables)
-    return values.reshape(n, -1), all_tables
+    return values.reshape(n, -1)
 
 
 def _image_rows(tables: CodingTables, image: int, M: int) -> CodingTables:
@@ -185,7 +183,7 @@ def _decode_chunk(net, steps, level_bias, payloads: list[bytes]) -> tuple[np.nda
                 symbols_seen[t].append(got)
         return out
 
-    values, _ = _walk(net, steps, level_bias, len(payloads), choose)
+    values = _walk(net, steps, level_bias, len(payloads), choose)
     return values, [None if d.failed else np.concatenate(s) for d, s in zip(decoders, symbols_seen)]
 
 
