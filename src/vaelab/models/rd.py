@@ -29,6 +29,10 @@ steps zero out more elements and cost fewer bits). The decoder is told the level
 interpolation weights, as constant extra input channels) so it can treat coarse codes
 differently from fine ones.
 
+With ``rd_context`` > 0 the factorised density is replaced by an autoregressive context model
+over the latent grid (rd_context.py, Minnen et al. 2018): each position's elements are
+predicted from the positions before it, and the same rate + λ·distortion trains it.
+
 Rates are in **bits per image**, distortions in **[0, 255]² units** (PSNR = 10·log₁₀(255²/D)).
 In the engine's logs the rate sits in the ``kl`` slot and the distortion in ``reconstruction``.
 """
