@@ -210,8 +210,6 @@ def main(argv: list[str] | None = None) -> int:
     for run, model in models.items():
         if tuple(model.image_shape) != tuple(images.shape[1:]):
             parser.error(f"{run} models images of shape {model.image_shape}, Fashion-MNIST is {images.shape[1:]}")
-    pca = None if args.baselines else codec.PCACoder.fit(data.train.images.numpy())
-
     baselines = []
     if args.baselines:
         earlier = json.loads(args.baselines.read_text())
@@ -220,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         baselines = [r for r in earlier["results"] if not r["codec"].startswith("vaelab")]
         jobs = []
     else:
+        pca = codec.PCACoder.fit(data.train.images.numpy())
         jobs = [("PNG", "optimize", lambda: measure_pillow("PNG", "optimize", images, "PNG", optimize=True))]
         jobs += [("WebP", q, lambda q=q: measure_pillow("WebP", q, images, "WEBP", quality=q, method=6))
                  for q in range(0, 101, 5)]

@@ -222,34 +222,12 @@ def _encode(net, y, steps, level_weights, progress) -> list[bytes]:
         _walk(net, steps, level_bias, n, choose)
         expected = [np.concatenate(c) for c in coded]
         streams = [e.finish() for e in encoders]
-        payloads += _trim(net, steps, level_bias, streams, expected)
+        # trial streams are decoded together, one walk per round of candidates
+        payloads += entropy.trim(streams, expected,
+                                 lambda candidates: _decode_chunk(net, steps, level_bias, candidates)[1])
         if progress is not None:
             progress(n)
     return payloads
-
-
-def _trim(net, steps, level_bias, streams: list[bytes], expected: list[np.ndarray]) -> list[bytes]:
-    """Shorten every stream as far as it still decodes to its symbols (entropy.trim_candidates).
-
-    All images of a chunk are tried together: one decoding walk per candidate round."""
-    best = list(streams)
-    active = list(range(len(streams)))
-    k = 1
-    while active:
-        # both candidates of every image still shortening, decoded in one walk
-        trials = [(t, candidate) for t in active for candidate in entropy.trim_candidates(streams[t], k)]
-        if not trials:
-            break
-        _, decoded = _decode_chunk(net, steps, level_bias, [candidate for _, candidate in trials])
-        found: dict[int, bytes] = {}
-        for (t, candidate), symbols in zip(trials, decoded):
-            if t not in found and symbols is not None and np.array_equal(symbols, expected[t]):
-                found[t] = candidate
-        for t, data in found.items():
-            best[t] = data
-        active = sorted(found)
-        k += 1
-    return best
 
 
 def decode(net: IntegerContextNet, payloads: list[bytes], steps: np.ndarray, level_weights: np.ndarray,

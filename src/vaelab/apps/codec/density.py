@@ -33,6 +33,13 @@ _TAIL_Z = {  # distance from the centre, in scale units, beyond which a tail hol
 }
 
 
+def _symmetric_interval_mass(cdf, t_lo: np.ndarray, t_up: np.ndarray) -> np.ndarray:
+    """F(t_up) − F(t_lo) for a CDF symmetric about 0; right of the centre as (1−F)(t_lo) − (1−F)(t_up)
+    with 1 − F(t) = F(−t), so tail probabilities keep their digits."""
+    right = (t_lo + t_up) > 0
+    return np.where(right, cdf(-t_lo) - cdf(-t_up), cdf(t_up) - cdf(t_lo))
+
+
 @dataclass
 class FactorisedDensity:
     """p(y) = Π_d p_d(y_d) over D dimensions; all parameters float64.
@@ -77,20 +84,18 @@ class FactorisedDensity:
             locs, scales = self.params["locs"][:, None, :], self._scales[:, None, :]   # (D, 1, K)
             t_lo = (lower[..., None] - locs) / scales                                   # (D, M, K)
             t_up = (upper[..., None] - locs) / scales
-            right = (t_lo + t_up) > 0
-            mass = np.where(right, special.expit(-t_lo) - special.expit(-t_up),
-                            special.expit(t_up) - special.expit(t_lo))
+            mass = _symmetric_interval_mass(special.expit, t_lo, t_up)
             total = np.zeros(mass.shape[:2])
             for k in range(mass.shape[2]):  # a fixed summation order, unlike a contraction routine
                 total += mass[:, :, k] * self._weights[:, None, k]
             return total
         loc, scale = self.params["loc"][:, None], self.params["scale"][:, None]
         t_lo, t_up = (lower - loc) / scale, (upper - loc) / scale
-        right = (t_lo + t_up) > 0
         if self.family == "normal":
-            return np.where(right, special.ndtr(-t_lo) - special.ndtr(-t_up), special.ndtr(t_up) - special.ndtr(t_lo))
+            return _symmetric_interval_mass(special.ndtr, t_lo, t_up)
         if self.family == "logistic":
-            return np.where(right, special.expit(-t_lo) - special.expit(-t_up), special.expit(t_up) - special.expit(t_lo))
+            return _symmetric_interval_mass(special.expit, t_lo, t_up)
+        right = (t_lo + t_up) > 0
         # Laplace: F(t) = ½e^t for t < 0, 1 − ½e^−t for t ≥ 0
         cdf = lambda t: np.where(t < 0, 0.5 * np.exp(np.minimum(t, 0)), 1 - 0.5 * np.exp(-np.maximum(t, 0)))  # noqa: E731
         sf = lambda t: np.where(t > 0, 0.5 * np.exp(-np.maximum(t, 0)), 1 - 0.5 * np.exp(np.minimum(t, 0)))  # noqa: E731

@@ -96,22 +96,38 @@ class StreamDecoder:
         return symbols
 
 
+def trim(streams: list[bytes], expected: list[np.ndarray], decode_many) -> list[bytes]:
+    """Shorten each stream as far as it still decodes to its expected symbols.
+
+    ``decode_many(candidates)`` decodes a list of byte strings (None for one that fails);
+    each round tries every still-shortening stream's candidates (trim_candidates) in one
+    call, the rounded-down one first. A stream stops at the first k with no candidate
+    that decodes right: then the interval holds no multiple of 256^k, hence none of 256^(k+1).
+    """
+    best = list(streams)
+    active = list(range(len(streams)))
+    k = 1
+    while active:
+        trials = [(t, candidate) for t in active for candidate in trim_candidates(streams[t], k)]
+        if not trials:
+            break
+        found: dict[int, bytes] = {}
+        for (t, candidate), symbols in zip(trials, decode_many([c for _, c in trials])):
+            if t not in found and symbols is not None and np.array_equal(symbols, expected[t]):
+                found[t] = candidate
+        for t, data in found.items():
+            best[t] = data
+        active = sorted(found)
+        k += 1
+    return best
+
+
 def encode(symbols: np.ndarray, tables: CodingTables) -> bytes:
     """(D,) int32 table indices -> the shortest byte string that decodes back to them."""
     encoder = StreamEncoder()
     encoder.encode(symbols, tables)
-    best = full = encoder.finish()
-    for k in range(1, len(full) + 1):
-        found = None
-        for trimmed in trim_candidates(full, k):
-            decoded = _decode_words(trimmed, tables)
-            if decoded is not None and np.array_equal(decoded, symbols):
-                found = trimmed
-                break
-        if found is None:  # the interval holds no multiple of 256^k, hence none of 256^(k+1)
-            break
-        best = found
-    return best
+    return trim([encoder.finish()], [np.asarray(symbols)],
+                lambda candidates: [_decode_words(c, tables) for c in candidates])[0]
 
 
 def decode(data: bytes, tables: CodingTables) -> np.ndarray:
