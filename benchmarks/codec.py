@@ -3,6 +3,7 @@
     python benchmarks/codec.py --run runs/codec-fmnist              # 500 Fashion-MNIST test images
     python benchmarks/codec.py --run runs/codec-fmnist --images 10000
     python benchmarks/codec.py --run runs/codec-fmnist --baselines benchmarks/results/codec.json  # reuse PNG…PCA
+    python benchmarks/codec.py --run runs/codec-fmnist --refine 200   # also a curve with refined codes
 
 For every codec and quality setting it measures, on the first N Fashion-MNIST test images:
 
@@ -61,17 +62,18 @@ def measure_pillow(name: str, setting, images: np.ndarray, fmt: str, **options) 
     return point(name, setting, images, decoded, sizes.mean(), sizes.mean(), encode_s, decode_s)
 
 
-def measure_coder(name: str, model, quality: float, images: np.ndarray, single: int) -> dict:
+def measure_coder(name: str, model, quality: float, images: np.ndarray, single: int, refine: int = 0) -> dict:
     """A vaelab-format coder (a model or PCA): one file for all images, plus one-image files."""
     from vaelab.apps import codec
 
     start = time.perf_counter()
-    data = codec.compress(model, images, quality=quality)
+    data = codec.compress(model, images, quality=quality, refine=refine)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
     decoded = codec.decompress(data, model)
     decode_s = time.perf_counter() - start
-    one_image = np.mean([len(codec.compress(model, images[i:i + 1], quality=quality)) for i in range(single)])
+    one_image = np.mean([len(codec.compress(model, images[i:i + 1], quality=quality, refine=refine))
+                         for i in range(single)])
     info = codec.inspect(data)
     result = point(name, quality, images, decoded, len(data) / len(images), one_image, encode_s, decode_s)
     result["header_bytes"] = info["header_bytes"]
@@ -190,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baselines", type=Path,
                         help="reuse PNG, JPEG, WebP and PCA results from an earlier results JSON on the same "
                              "images (they do not change between vaelab models; PCA alone takes ~15 min)")
+    parser.add_argument("--refine", type=int, default=0,
+                        help="also measure the --run models with codes refined by this many gradient steps "
+                             "(`vaelab compress --refine`), as a second vaelab curve")
+    parser.add_argument("--refine-qualities", type=int, default=9, help="quality settings of that curve")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, default=RESULTS / "codec", help="results prefix (.json and .png added)")
     args = parser.parse_args(argv)
@@ -235,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         jobs += [(labels[run], q, lambda q=q, m=model, label=labels[run]: measure_coder(label, m, float(q), images,
                                                                                        args.single))
                  for q in np.linspace(lo, hi, args.qualities)]
+    refined = {run: f"{labels[run]} --refine {args.refine}" for run in models} if args.refine else {}
+    for run, model in models.items() if args.refine else ():
+        lo, hi = codec.coder_for(model).quality_range
+        jobs += [(refined[run], q, lambda q=q, m=model, label=refined[run]: measure_coder(
+                     label, m, float(q), images, args.single, args.refine))
+                 for q in np.linspace(lo, hi, args.refine_qualities)]
     for run in args.extra_run:
         extra = vaelab.load(run)
         label = f"vaelab {extra.registry_name} ({run.name})"
@@ -253,8 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     ours = "vaelab" if len(models) > 1 else labels[args.run[0]]
     if len(models) > 1:  # the codec picks the model: the best of the runs at each rate
         curves[ours] = pareto([r for r in results if r["codec"] in labels.values()])
+    ours_refined = f"vaelab --refine {args.refine}"
+    if refined:
+        curves[ours_refined] = pareto([r for r in results if r["codec"] in refined.values()])
     grid = [float(p) for p in range(20, 41)]
     table = ratios(curves, ours, grid)
+    table_refined = ratios(curves, ours_refined, grid) if refined else {}
 
     # -- print -----------------------------------------------------------------------------------
     print(f"\nFashion-MNIST test images 1..{N} (28×28 grey), headers counted; {args.threads} torch thread(s)\n")
@@ -272,13 +288,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'PSNR (dB)':<34}" + "".join(f"{p:>6g}" for p in shown))
     for name, row in table.items():
         print(f"{name:<34}" + "".join(f"{row[f'{p:g}']:6.2f}" if row[f"{p:g}"] else f"{'—':>6}" for p in shown))
-    print(f"{ours + ' B/img':<34}" + "".join(
-        f"{bytes_at(curves[ours], p):6.1f}" if bytes_at(curves[ours], p) else f"{'—':>6}" for p in shown))
+    for reference, rows in ((ours, table), (ours_refined, table_refined)):
+        if not rows:
+            continue
+        if reference != ours:
+            print(f"\nbytes needed at equal PSNR, other codec ÷ {reference}")
+            for name in ("WebP", "PCA", "JPEG", ours):
+                if name in rows:
+                    print(f"{name:<34}" + "".join(f"{rows[name][f'{p:g}']:6.2f}" if rows[name][f"{p:g}"]
+                                                  else f"{'—':>6}" for p in shown))
+        print(f"{reference + ' B/img':<34}" + "".join(
+            f"{bytes_at(curves[reference], p):6.1f}" if bytes_at(curves[reference], p) else f"{'—':>6}"
+            for p in shown))
 
     out_json, out_png = args.out.with_suffix(".json"), args.out.with_suffix(".png")
     summary = {"images": N, "runs": [str(r) for r in args.run], "threads": args.threads, "results": results,
                "pareto": {k: v for k, v in curves.items()}, "ratio_at_equal_psnr": table,
                "vaelab_bytes_at_psnr": {f"{p:g}": bytes_at(curves[ours], p) for p in grid}}
+    if refined:
+        summary["refine_steps"] = args.refine
+        summary["ratio_at_equal_psnr_refined"] = table_refined
+        summary["vaelab_refined_bytes_at_psnr"] = {f"{p:g}": bytes_at(curves[ours_refined], p) for p in grid}
     atomic_write_json(out_json, summary)
     plot(results, curves, out_png, N)
     print(f"\nwrote {out_json} and {out_png}")

@@ -104,7 +104,7 @@ def test_sampling_draws_codes_the_decoder_turns_into_images(tiny_rd_context):
     assert torch.all((first >= 0) & (first <= 1))
 
 
-def test_refining_under_the_context_model_costs_no_more(tiny_rd_context, digit_images):
+def test_refining_under_the_context_model_lowers_the_price(tiny_rd_context, digit_images):
     lam = float(tiny_rd_context.lambdas[1])
 
     def price(data):
@@ -113,8 +113,8 @@ def test_refining_under_the_context_model_costs_no_more(tiny_rd_context, digit_i
         return (bits + lam * codec.metrics.mse(digit_images, decoded)).sum()
 
     plain = codec.compress(tiny_rd_context, digit_images, quality=2.0)
-    refined = codec.compress(tiny_rd_context, digit_images, quality=2.0, refine=15)
-    assert price(refined) <= price(plain) + 8 * len(digit_images)
+    refined = codec.compress(tiny_rd_context, digit_images, quality=2.0, refine=100)
+    assert price(refined) < 0.99 * price(plain)   # 2 % lower here, with whole bytes per image
 
 
 def test_a_context_model_has_no_fixed_tables(tiny_rd_context):

@@ -14,9 +14,9 @@ from vaelab.models import ModelConfig, build_model, training_loss
 from vaelab.models.rd import GDN
 
 
-def _model(levels=(0.1, 1.0, 10.0), shape=(1, 8, 8), channels=4, seed=0):
+def _model(levels=(0.1, 1.0, 10.0), shape=(1, 8, 8), channels=4, seed=0, **options):
     torch.manual_seed(seed)
-    config = ModelConfig(name="conv-rd", hidden=[8, 8], latent_channels=channels, rd_lambdas=list(levels))
+    config = ModelConfig(name="conv-rd", hidden=[8, 8], latent_channels=channels, rd_lambdas=list(levels), **options)
     return build_model(config, shape)
 
 
@@ -81,9 +81,11 @@ def test_loss_is_rate_plus_lambda_times_distortion():
     assert torch.allclose(terms.reconstruction, mse, rtol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 7, 9), (1, 28, 28)])
-def test_verbs_and_shapes(shape):
-    model = _model(shape=shape).eval()
+@pytest.mark.parametrize("shape, options", [((1, 8, 8), {}), ((3, 7, 9), {}), ((1, 28, 28), {}),
+                                            ((3, 7, 9), {"rd_residual": 2}),
+                                            ((1, 28, 28), {"rd_context": 6, "rd_straight_through": True})])
+def test_verbs_and_shapes(shape, options):
+    model = _model(shape=shape, **options).eval()
     x = torch.rand(2, *shape)
     y = model.encode(x)
     M, h, w = model.latent_grid
@@ -95,6 +97,28 @@ def test_verbs_and_shapes(shape):
         r = model.reconstruct(x)
     assert r.shape == x.shape and float(r.min()) >= 0 and float(r.max()) <= 1
     assert model.sample(3, generator=torch.Generator().manual_seed(0)).shape == (3, *shape)
+
+
+def test_straight_through_decoder_sees_the_rounded_code_and_the_rate_the_noisy_one():
+    """rd_straight_through: distortion of exactly the code the codec sends; rate still of y + noise."""
+    model = _model(levels=(2.5,), rd_straight_through=True).train()
+    x = torch.rand(4, 1, 8, 8)
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        terms = training_loss(model, x)
+        torch.manual_seed(1)   # the same noise, by hand
+        steps = model.steps(model.level_weights(torch.rand(4)))
+        y = model.encode(x)
+        noisy = y + steps * (torch.rand_like(y) - 0.5)
+    rounded = torch.round(y / steps) * steps
+    with torch.no_grad():
+        mse = ((model.likelihood(model.decode(rounded)).mean - x) * 255).pow(2).flatten(1).mean(1)
+        assert torch.allclose(terms.reconstruction, mse, rtol=1e-5)
+        assert torch.allclose(terms.kl, model.rate_bits(noisy, steps), rtol=1e-5)
+    # gradients pass the rounding: the encoder learns from the distortion, and so do the steps
+    (terms.reconstruction.sum()).backward()
+    assert float(model.encoder.net[0].weight.grad.abs().sum()) > 0
+    assert float(model.raw_log_steps.grad.abs().sum()) > 0
 
 
 def test_training_lowers_the_loss(tiny_rd, digit_images):

@@ -23,6 +23,8 @@ class ModelConfig:
     rd_lambdas: list[float] = option([0.1, 0.3, 1.0, 3.0, 10.0], "conv-rd: distortion weights λ of loss = bits + λ·MSE (MSE in [0,255]² units), one per quality level", min=0.0, min_exclusive=True)
     latent_channels: int = option(32, "conv-rd: channels of its spatial latent (on the grid of the last conv stage)", min=1, max=1024)
     rd_context: int = option(0, "conv-rd: hidden channels of an autoregressive context model over the latent grid (Minnen et al. 2018); 0 = a factorised density", min=0, max=1024)
+    rd_straight_through: bool = option(False, "conv-rd: in training the decoder sees rounded codes (gradient passed straight through) while the rate sees noisy ones (Minnen & Singh 2020)")
+    rd_residual: int = option(0, "conv-rd: residual blocks (two 3×3 convolutions) after each encoder stage and before each decoder stage", min=0, max=8)
     ar_features: int = option(32, "pixel-vae: channels of the conditioning map and of the autoregressive head", min=1, max=512)
     ar_kernel: int = option(5, "pixel-vae: size of the first masked convolution (odd); how far back each pixel looks", min=3, max=15)
     ar_layers: int = option(2, "pixel-vae: masked layers of the autoregressive head (the first 'A', the rest 3×3 'B')", min=1, max=12)

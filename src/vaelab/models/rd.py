@@ -84,15 +84,28 @@ class GDN(nn.Module):
         return x * norm if self.inverse else x / norm
 
 
+class ResidualBlock(nn.Module):
+    """x + conv3×3(leaky(conv3×3(leaky(x)))): depth for a stage without changing its size."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(channels, channels, 3, padding=1),
+                                  nn.LeakyReLU(0.2), nn.Conv2d(channels, channels, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
 class RDEncoder(nn.Module):
     """(B, C, H, W) -> (B, M, h, w): 5×5 stride-2 convolutions with GDN, then a 3×3 to M channels."""
 
-    def __init__(self, in_channels: int, channels: list[int], latent_channels: int):
+    def __init__(self, in_channels: int, channels: list[int], latent_channels: int, residual: int = 0):
         super().__init__()
         layers: list[nn.Module] = []
         c = in_channels
         for out in channels:
             layers += [nn.Conv2d(c, out, 5, stride=2, padding=2), GDN(out)]
+            layers += [ResidualBlock(out) for _ in range(residual)]
             c = out
         layers.append(nn.Conv2d(c, latent_channels, 3, padding=1))
         self.net = nn.Sequential(*layers)
@@ -105,13 +118,15 @@ class RDEncoder(nn.Module):
 class RDDecoder(nn.Module):
     """(B, M + L, h, w) -> (B, C, H, W) pre-sigmoid means: a 3×3, then transposed 5×5 stride-2 with IGDN."""
 
-    def __init__(self, in_channels: int, channels: list[int], image_shape, sizes: list[tuple[int, int]]):
+    def __init__(self, in_channels: int, channels: list[int], image_shape, sizes: list[tuple[int, int]],
+                 residual: int = 0):
         super().__init__()
         C = image_shape[0]
         outs = list(reversed(channels[:-1])) + [C]
         layers: list[nn.Module] = [nn.Conv2d(in_channels, channels[-1], 3, padding=1), GDN(channels[-1], inverse=True)]
         c = channels[-1]
         for i, out in enumerate(outs):
+            layers += [ResidualBlock(c) for _ in range(residual)]
             # stage i goes from sizes[-1-i] to sizes[-2-i]; output padding restores odd sizes
             (h_big, w_big), (h_small, w_small) = sizes[-2 - i], sizes[-1 - i]
             pad = (h_big - 2 * h_small + 1, w_big - 2 * w_small + 1)
@@ -316,7 +331,14 @@ class RateDistortionAutoEncoder(Model):
         else:
             code = torch.round(y / steps) * steps
         rate = self.rate_bits(code, steps, weights)
-        x_mean = self.likelihood(self.decode(code, weights)).mean
+        seen = code
+        if self.training and self.config.rd_straight_through:
+            # The decoder gets what it will get in the codec, the rounded code; rounding passes
+            # gradients straight through in units of bins, so Δ still learns from the distortion
+            # (its gradient is the rounding error, as in learned-step quantisation).
+            bins = y / steps
+            seen = (bins + (torch.round(bins) - bins).detach()) * steps
+        x_mean = self.likelihood(self.decode(seen, weights)).mean
         distortion = (255.0 * (x_mean - x)).pow(2).flatten(1).mean(1)
         loss = kl_weight * rate + self.level_lambda(weights) * distortion
         return LossTerms(loss=loss, reconstruction=distortion, kl=rate)
@@ -345,6 +367,6 @@ class ConvRateDistortion(RateDistortionAutoEncoder):
         heights, widths = zip(*sizes)
         levels = len(_level_lambdas(config))
         M = config.latent_channels
-        enc = RDEncoder(C, channels, M)
-        dec = RDDecoder(M + (levels if levels > 1 else 0), channels, image_shape, sizes)
+        enc = RDEncoder(C, channels, M, config.rd_residual)
+        dec = RDDecoder(M + (levels if levels > 1 else 0), channels, image_shape, sizes, config.rd_residual)
         return cls(config, image_shape, enc, dec, (M, heights[-1], widths[-1]))

@@ -33,7 +33,7 @@ from .density import CodingTables, FactorisedDensity, coding_tables
 
 SCALAR_QUALITY_RANGE = (1.0, 20.0)
 BATCH = 256  # images per network call; fixed so a file always decodes in the same batches
-REFINE_LR = 0.1  # Adam step of latent refinement, in quantisation bins
+REFINE_LR = 0.001  # Adam step of latent refinement, in quantisation bins
 
 
 class LatentCoder(Protocol):
