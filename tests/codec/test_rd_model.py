@@ -11,7 +11,7 @@ import torch
 from vaelab import VaelabError
 from vaelab.apps.codec.coders import coder_for
 from vaelab.models import ModelConfig, build_model, training_loss
-from vaelab.models.rd import GDN
+from vaelab.models.rd import GDN, ResidualBlock
 
 
 def _model(levels=(0.1, 1.0, 10.0), shape=(1, 8, 8), channels=4, seed=0, **options):
@@ -146,6 +146,14 @@ def test_gdn_is_the_formula():
                 norm = beta[i] + sum(gamma[i, j] * x[0, j, a, b] ** 2 for j in range(3))
                 assert float(out[0, i, a, b]) == pytest.approx(float(x[0, i, a, b] / norm.sqrt()), rel=1e-5)
     assert torch.allclose(GDN(3, inverse=True).eval()(GDN(3).eval()(x)), x, atol=0.2)  # ≈ inverse at init
+
+
+def test_a_new_residual_block_is_the_identity_and_then_learns():
+    block = ResidualBlock(3)
+    x = torch.randn(2, 3, 5, 5)
+    assert torch.equal(block(x), x)
+    block(x).pow(2).sum().backward()
+    assert float(block.body[-1].weight.grad.abs().sum()) > 0
 
 
 def test_config_errors():
