@@ -234,27 +234,29 @@ def main(argv: list[str] | None = None) -> int:
         jobs += [("PCA", q, lambda q=q: measure_coder("PCA", pca, float(q), images, args.single))
                  for q in pca_qualities]
         jobs += [("PCA ideal", q, lambda q=q: ideal_pca(pca, float(q), images)) for q in pca_qualities]
+
+    def coder_jobs(label: str, model, qualities, refine: int = 0) -> list:
+        """One job per quality setting of a vaelab model."""
+        return [(label, q, lambda q=q: measure_coder(label, model, float(q), images, args.single, refine))
+                for q in qualities]
+
+    def evenly(model, settings: int) -> np.ndarray:
+        lo, hi = codec.coder_for(model).quality_range
+        return np.linspace(lo, hi, settings)
+
     labels = {run: f"vaelab {model.registry_name}" + (f" ({run.name})" if len(models) > 1 else "")
               for run, model in models.items()}
     for run, model in models.items():
-        lo, hi = codec.coder_for(model).quality_range
-        jobs += [(labels[run], q, lambda q=q, m=model, label=labels[run]: measure_coder(label, m, float(q), images,
-                                                                                       args.single))
-                 for q in np.linspace(lo, hi, args.qualities)]
+        jobs += coder_jobs(labels[run], model, evenly(model, args.qualities))
     refined = {run: f"{labels[run]} --refine {args.refine}" for run in models} if args.refine else {}
-    for run, model in models.items() if args.refine else ():
-        lo, hi = codec.coder_for(model).quality_range
-        jobs += [(refined[run], q, lambda q=q, m=model, label=refined[run]: measure_coder(
-                     label, m, float(q), images, args.single, args.refine))
-                 for q in np.linspace(lo, hi, args.refine_qualities)]
+    for run in refined:
+        jobs += coder_jobs(refined[run], models[run], evenly(models[run], args.refine_qualities), args.refine)
     for run in args.extra_run:
         extra = vaelab.load(run)
-        label = f"vaelab {extra.registry_name} ({run.name})"
         lo, hi = codec.coder_for(extra).quality_range
         # rate–distortion models span their few trained levels; the others' quality runs 1..20
-        qualities = np.linspace(lo, hi, args.qualities) if hi - lo < 10 else np.arange(1.0, 13.01, 1.0)
-        jobs += [(label, q, lambda q=q, m=extra, label=label: measure_coder(label, m, float(q), images, args.single))
-                 for q in qualities]
+        qualities = evenly(extra, args.qualities) if hi - lo < 10 else np.arange(1.0, 13.01, 1.0)
+        jobs += coder_jobs(f"vaelab {extra.registry_name} ({run.name})", extra, qualities)
 
     results = list(baselines)
     for _, _, job in tqdm(jobs, desc="codecs × settings", unit="point"):
@@ -285,21 +287,20 @@ def main(argv: list[str] | None = None) -> int:
               f"{speed(r['decode_images_per_s'])}")
     print(f"\nbytes needed at equal PSNR, other codec ÷ {ours} (— = outside a curve's range)")
     shown = [p for p in grid if 20 <= p <= 40]
+
+    def print_row(name: str, values: list, digits: int) -> None:
+        print(f"{name:<34}" + "".join(f"{v:6.{digits}f}" if v else f"{'—':>6}" for v in values))
+
     print(f"{'PSNR (dB)':<34}" + "".join(f"{p:>6g}" for p in shown))
     for name, row in table.items():
-        print(f"{name:<34}" + "".join(f"{row[f'{p:g}']:6.2f}" if row[f"{p:g}"] else f"{'—':>6}" for p in shown))
-    for reference, rows in ((ours, table), (ours_refined, table_refined)):
-        if not rows:
-            continue
-        if reference != ours:
-            print(f"\nbytes needed at equal PSNR, other codec ÷ {reference}")
-            for name in ("WebP", "PCA", "JPEG", ours):
-                if name in rows:
-                    print(f"{name:<34}" + "".join(f"{rows[name][f'{p:g}']:6.2f}" if rows[name][f"{p:g}"]
-                                                  else f"{'—':>6}" for p in shown))
-        print(f"{reference + ' B/img':<34}" + "".join(
-            f"{bytes_at(curves[reference], p):6.1f}" if bytes_at(curves[reference], p) else f"{'—':>6}"
-            for p in shown))
+        print_row(name, [row[f"{p:g}"] for p in shown], 2)
+    print_row(ours + " B/img", [bytes_at(curves[ours], p) for p in shown], 1)
+    if refined:
+        print(f"\nbytes needed at equal PSNR, other codec ÷ {ours_refined}")
+        for name in ("WebP", "PCA", "JPEG", ours):
+            if name in table_refined:
+                print_row(name, [table_refined[name][f"{p:g}"] for p in shown], 2)
+        print_row(ours_refined + " B/img", [bytes_at(curves[ours_refined], p) for p in shown], 1)
 
     out_json, out_png = args.out.with_suffix(".json"), args.out.with_suffix(".png")
     summary = {"images": N, "runs": [str(r) for r in args.run], "threads": args.threads, "results": results,
