@@ -37,6 +37,22 @@ def test_compress_then_decompress(tiny_rd_run, tiny_rd, image_files, digit_image
     assert np.array_equal(decoded, codec.decompress(codec.compress(tiny_rd, digit_images[:5], quality=2), tiny_rd))
 
 
+def test_compress_to_a_target_psnr(tiny_rd_run, tiny_rd, image_files, digit_images, tmp_path, capsys):
+    out = tmp_path / "digits.vlc"
+    images = digit_images[:5]
+    ends = [codec.metrics.psnr(images, codec.decompress(codec.compress(tiny_rd, images, quality=q), tiny_rd)).mean()
+            for q in (1, 3)]
+    target = round(float(np.mean(ends)), 2)   # a target inside the model's range on these images
+    assert main(["compress", str(tiny_rd_run), *map(str, image_files), "-o", str(out), "--psnr", str(target)]) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-2]
+    data = out.read_bytes()
+    quality = codec.inspect(data)["quality"]
+    assert f"at quality {quality:g}" in summary
+    reached = float(summary.split("mean PSNR ")[1].split(" dB")[0])
+    assert reached >= target and 1 < quality < 3
+    assert data == codec.compress_to_psnr(tiny_rd, images, target)[0]
+
+
 def test_decompress_finds_its_run_by_fingerprint(tiny_rd_run, tiny_vae_run, image_files, tmp_path, monkeypatch, capsys):
     out = tmp_path / "a.vlc"
     assert main(["compress", str(tiny_rd_run), str(image_files[0]), "-o", str(out), "-q"]) == 0
@@ -68,6 +84,9 @@ def test_errors_are_one_line(tiny_rd_run, tiny_vae_run, image_files, tmp_path, c
         (["decompress", str(out)], "give -o DIR"),
         (["compress", str(tiny_rd_run), str(image_files[0]), "-o", str(out), "--quality", "9"], "between 1 and 3"),
         (["compress", str(tmp_path), str(image_files[0]), "-o", str(out)], "not a run directory"),
+        (["compress", str(tiny_rd_run), str(image_files[0]), "-o", str(out), "--quality", "2", "--psnr", "20"],
+         "not both"),
+        (["compress", str(tiny_rd_run), str(image_files[0]), "-o", str(out), "--psnr", "99", "-q"], "reach at most"),
     ]
     for argv, message in cases:
         assert main(argv) == 2

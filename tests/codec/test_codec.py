@@ -213,3 +213,33 @@ def test_bytes_and_pixels_do_not_depend_on_threads_or_batches(request, digit_ima
     pieces = [codec.decompress(codec.compress(tiny_rd, digit_images[i:i + 3], quality=2.5), tiny_rd)
               for i in range(0, len(digit_images), 3)]
     assert np.array_equal(np.concatenate(pieces), pixels_two)
+
+
+@pytest.mark.parametrize("which", ["tiny_rd", "tiny_rd_context"])
+def test_compress_to_psnr_finds_the_lowest_quality_reaching_the_target(request, digit_images, which):
+    model, images = request.getfixturevalue(which), digit_images[:16]
+
+    def reached(quality: float) -> float:
+        data = codec.compress(model, images, quality=quality)
+        return float(codec.metrics.psnr(images, codec.decompress(data, model)).mean())
+
+    lo, hi = codec.coder_for(model).quality_range
+    target = (reached(lo) + reached(hi)) / 2
+    data, quality, psnr = codec.compress_to_psnr(model, images, target)
+    assert lo < quality < hi and psnr >= target
+    # the file is the plain one at that quality, and the PSNR is what its receiver decodes
+    assert data == codec.compress(model, images, quality=quality)
+    assert psnr == pytest.approx(reached(quality))
+    # bisection leaves the quality one resolution step lower missing the target
+    assert reached(quality - (hi - lo) / 2**codec.api.PSNR_SEARCH_ROUNDS) < target
+    assert len(data) < len(codec.compress(model, images, quality=hi))
+
+
+def test_compress_to_psnr_at_the_ends_of_the_range(tiny_rd, digit_images):
+    images = digit_images[:8]
+    data, quality, psnr = codec.compress_to_psnr(tiny_rd, images, 1.0)
+    assert quality == 1.0 and data == codec.compress(tiny_rd, images, quality=1.0)
+    with pytest.raises(VaelabError, match=r"reach at most [\d.]+ dB with this model \(quality 3\), below the 90 dB"):
+        codec.compress_to_psnr(tiny_rd, images, 90.0)
+    with pytest.raises(VaelabError, match="positive number of dB"):
+        codec.compress_to_psnr(tiny_rd, images, float("nan"))

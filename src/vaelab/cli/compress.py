@@ -15,13 +15,16 @@ import click
 @click.option("--quality", type=float, default=None,
               help="quality knob: conv-rd models 1..L (their trained levels, fractions in between; default L, "
                    "the best); VAEs and AEs 1..20, each +1 halves the squared quantisation step (default 9).")
+@click.option("--psnr", "target_psnr", type=float, default=None, metavar="DB",
+              help="instead of --quality: the lowest quality whose decoded images reach this mean PSNR "
+                   "(found by bisection, each try really coded and decoded: ~10 passes over the images).")
 @click.option("--refine", type=int, default=0,
               help="conv-rd models: gradient steps that improve each image's code for rate + λ·distortion "
                    "(100–200 steps save a few per cent; encoding slows ~10× per 100; same decoder; 0 = off).")
 @click.option("--threads", type=int, default=0, help="CPU threads for the networks (0 = PyTorch's default).")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar and no per-image lines.")
-def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | None, refine: int, threads: int,
-            quiet: bool):
+def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | None, target_psnr: float | None,
+            refine: int, threads: int, quiet: bool):
     """Compress IMAGES with the model of RUN into one file with a shared header.
 
     IMAGES are image files, folders of images or .npy arrays; they are converted to the
@@ -33,6 +36,7 @@ def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | Non
     Examples:
       vaelab compress runs/codec-fmnist shirt.png shoe.png -o clothes.vlc
       vaelab compress runs/codec-fmnist photos/ -o photos.vlc --quality 2.5
+      vaelab compress runs/codec-fmnist photos/ -o photos.vlc --psnr 28
       vaelab decompress clothes.vlc -o decoded/ --run runs/codec-fmnist
     """
     import numpy as np
@@ -41,9 +45,12 @@ def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | Non
 
     from .. import load
     from ..apps import codec
+    from ..errors import VaelabError
     from ..fileio import atomic_write_bytes
     from ..imageio import load_images
 
+    if quality is not None and target_psnr is not None:
+        raise VaelabError("give --quality or --psnr, not both")
     if threads:
         torch.set_num_threads(threads)
     model = load(run)
@@ -53,8 +60,13 @@ def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | Non
         click.echo(f"note: {notice}")
     if refine and not quiet:
         click.echo(f"refining every code with {refine} gradient steps before coding (slower) …")
-    with tqdm(total=len(pixels), unit="img", desc="compressing", disable=quiet or len(pixels) < 50) as bar:
-        data = codec.compress(model, pixels, quality=quality, refine=refine, progress=bar.update)
+    if target_psnr is not None:
+        with tqdm(total=codec.api.PSNR_SEARCH_ROUNDS + 2, unit="try", desc=f"quality for {target_psnr:g} dB",
+                  disable=quiet) as bar:
+            data, _, _ = codec.compress_to_psnr(model, pixels, target_psnr, refine=refine, progress=bar.update)
+    else:
+        with tqdm(total=len(pixels), unit="img", desc="compressing", disable=quiet or len(pixels) < 50) as bar:
+            data = codec.compress(model, pixels, quality=quality, refine=refine, progress=bar.update)
     decoded = codec.decompress(data, model)
     atomic_write_bytes(out, data)
 

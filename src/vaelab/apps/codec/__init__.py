@@ -11,12 +11,13 @@ runs the decoder network. See docs/codec.md.
     >>> data = codec.compress(model, images)          # images: uint8 (N, C, H, W)
     >>> codec.inspect(data)["image_bytes"]            # bytes of each image's bitstream
     >>> codec.decompress(data, model)                 # uint8 (N, C, H, W)
+    >>> data, quality, psnr = codec.compress_to_psnr(model, images, 32.0)   # a PSNR target instead
 """
 
 from . import metrics
-from .api import compress, decompress, inspect
+from .api import compress, compress_to_psnr, decompress, inspect
 from .coders import coder_for, model_fingerprint
 from .container import FORMAT_VERSION
 from .pca import PCACoder
 
-__all__ = ["FORMAT_VERSION", "PCACoder", "coder_for", "compress", "decompress", "inspect", "metrics", "model_fingerprint"]
+__all__ = ["FORMAT_VERSION", "PCACoder", "coder_for", "compress", "compress_to_psnr", "decompress", "inspect", "metrics", "model_fingerprint"]

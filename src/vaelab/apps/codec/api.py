@@ -1,6 +1,7 @@
 """compress / decompress / inspect: images to a real bitstream and back.
 
     data = compress(model, images_uint8, quality=None)   # (N, C, H, W) uint8 -> bytes
+    data, quality, psnr = compress_to_psnr(model, images_uint8, 32.0)   # the cheapest quality reaching 32 dB
     images = decompress(data, model)                     # bytes -> (N, C, H, W) uint8
     info = inspect(data)                                 # header fields, per-image bytes
 
@@ -90,6 +91,57 @@ def compress(model, images, quality: float | None = None, refine: int = 0,
     header = container.Header(coder.name, coder.fingerprint, quality, coder.image_shape,
                               tuple(len(p) for p in payloads))
     return container.pack(header, payloads)
+
+
+PSNR_SEARCH_ROUNDS = 8   # bisection rounds: quality to 1/256 of its range (0.016 for 5 levels)
+
+
+def compress_to_psnr(model, images, target_psnr: float, refine: int = 0, rounds: int = PSNR_SEARCH_ROUNDS,
+                     progress: Callable[[int], None] | None = None) -> tuple[bytes, float, float]:
+    """The file at the lowest quality whose decoded images reach ``target_psnr`` dB on average.
+
+    A target instead of a knob (as cwebp's ``-psnr``): the quality is found by bisection,
+    and every quality tried is really coded and decoded, so the PSNR returned is the one
+    the receiver gets (mean over the images of each one's PSNR). Returns (file bytes,
+    quality, mean PSNR). ``progress`` is called once per quality tried (``rounds`` + 2).
+    A target beyond the best quality is a VaelabError naming the best reachable PSNR.
+    """
+    from . import metrics
+
+    coder = coder_for(model)
+    images = _as_images(images, coder.image_shape)
+    try:
+        target = float(target_psnr)
+    except (TypeError, ValueError):
+        raise VaelabError(f"the target PSNR must be a number of dB, got {target_psnr!r}") from None
+    if not (math.isfinite(target) and target > 0):
+        raise VaelabError(f"the target PSNR must be a positive number of dB, got {target:g}")
+
+    def attempt(quality: float) -> tuple[bytes, float, float]:
+        data = compress(model, images, quality=quality, refine=refine)
+        reached = float(metrics.psnr(images, decompress(data, model)).mean())
+        if progress is not None:
+            progress(1)
+        return data, container.unpack(data)[0].quality, reached
+
+    lo, hi = coder.quality_range
+    best = attempt(hi)
+    if best[2] < target:
+        raise VaelabError(f"these images reach at most {best[2]:.2f} dB with this model (quality {hi:g}), "
+                          f"below the {target:g} dB asked for")
+    worst = attempt(lo)
+    if worst[2] >= target:
+        return worst
+    # invariant: quality `below` misses the target, `best` (at quality best[1]) reaches it
+    below, above = lo, hi
+    for _ in range(rounds):
+        middle = (below + above) / 2
+        tried = attempt(middle)
+        if tried[2] >= target:
+            best, above = tried, middle
+        else:
+            below = middle
+    return best
 
 
 def decompress(data: bytes, model, progress: Callable[[int], None] | None = None) -> np.ndarray:
