@@ -138,7 +138,7 @@ def test_gdn_is_the_formula():
         gdn.gamma_root.copy_(torch.rand(3, 3))
         gdn.beta_root.copy_(torch.rand(3) + 0.5)
     x = torch.randn(1, 3, 2, 2)
-    out = gdn(x)
+    out = gdn(x).detach()
     beta, gamma = gdn.beta_root.detach() ** 2 + 1e-6, gdn.gamma_root.detach() ** 2
     for i in range(3):
         for a in range(2):
