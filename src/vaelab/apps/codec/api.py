@@ -122,7 +122,7 @@ def compress_to_psnr(model, images, target_psnr: float, refine: int = 0, rounds:
         reached = float(metrics.psnr(images, decompress(data, model)).mean())
         if progress is not None:
             progress(1)
-        return data, container.unpack(data)[0].quality, reached
+        return data, _float32(quality), reached   # the quality as the file stores it
 
     lo, hi = coder.quality_range
     best = attempt(hi)
