@@ -39,7 +39,6 @@ def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | Non
       vaelab compress runs/codec-fmnist photos/ -o photos.vlc --psnr 28
       vaelab decompress clothes.vlc -o decoded/ --run runs/codec-fmnist
     """
-    import numpy as np
     import torch
     from tqdm.auto import tqdm
 
@@ -71,8 +70,7 @@ def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | Non
     atomic_write_bytes(out, data)
 
     info = codec.inspect(data)
-    mse = ((decoded.astype(np.float64) - pixels) ** 2).reshape(len(pixels), -1).mean(axis=1)
-    psnr = 10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))
+    psnr = codec.metrics.psnr(pixels, decoded)   # the measure --psnr aims at (capped at 100 dB)
     if not quiet:
         width = min(max(len(n) for n in names), 60)
         for name, size, p in zip(names, info["image_bytes"], psnr):
@@ -82,5 +80,5 @@ def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | Non
     click.echo(f"{n} image{'s' * (n != 1)} at quality {info['quality']:g}: {info['total_bytes']:,} bytes "
                f"({info['header_bytes']} header + {sum(info['image_bytes']):,} bitstreams), "
                f"{info['total_bytes'] / n:.1f} B/image, {info['bits_per_pixel']:.3f} bpp, "
-               f"mean PSNR {float(np.mean(np.minimum(psnr, 100))):.2f} dB")
+               f"mean PSNR {float(psnr.mean()):.2f} dB")
     click.echo(f"wrote {out}")
