@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 
-def _train_tiny_rd(tmp_path_factory, name: str, **model):
+def _train_tiny_rd(tmp_path_factory, name: str, train_options: dict | None = None, **model):
     from vaelab.config import from_dict
     from vaelab.runs import RunConfig
     from vaelab.training import train
@@ -16,7 +16,7 @@ def _train_tiny_rd(tmp_path_factory, name: str, **model):
         "model": {"name": "conv-rd", "hidden": [16, 16], "latent_channels": 4, "likelihood": "gaussian",
                   "rd_lambdas": [0.05, 0.5, 5.0], **model},
         "data": {"name": "digits"},
-        "train": {"epochs": 2, "batch_size": 64, "lr": 3e-3, "report": False, "threads": 1},
+        "train": {"epochs": 2, "batch_size": 64, "lr": 3e-3, "report": False, "threads": 1, **(train_options or {})},
     })
     train(config, run_dir, progress=False)
     return run_dir
@@ -46,6 +46,20 @@ def tiny_rd_context(tiny_rd_context_run):
     import vaelab
 
     return vaelab.load(tiny_rd_context_run)
+
+
+@pytest.fixture(scope="session")
+def tiny_rd_groups_run(tmp_path_factory, tiny_rd_context_run):
+    """The context run fine-tuned (``init_from``) one epoch with channel context: 2 groups of 2."""
+    return _train_tiny_rd(tmp_path_factory, "tiny-rd-groups", rd_context=8, rd_context_groups=2,
+                          train_options={"epochs": 1, "init_from": str(tiny_rd_context_run)})
+
+
+@pytest.fixture(scope="session")
+def tiny_rd_groups(tiny_rd_groups_run):
+    import vaelab
+
+    return vaelab.load(tiny_rd_groups_run)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ def pca(digit_images):
 
 @pytest.mark.parametrize("which, quality", [("tiny_rd", 1), ("tiny_rd", 2.5), ("tiny_rd", 3),
                                             ("tiny_rd_context", 1), ("tiny_rd_context", 2.5),
-                                            ("vae", 5), ("ae", 7), ("pca", 8)])
+                                            ("tiny_rd_groups", 1.5), ("tiny_rd_groups", 3), ("vae", 5), ("ae", 7), ("pca", 8)])
 def test_round_trip_is_exact_at_the_code_level(request, digit_images, which, quality):
     model = request.getfixturevalue(which)
     data = codec.compress(model, digit_images, quality=quality)
@@ -35,7 +35,7 @@ def test_round_trip_is_exact_at_the_code_level(request, digit_images, which, qua
 
 
 @pytest.mark.parametrize("which, quality", [("tiny_rd", 2), ("tiny_rd_context", 2), ("tiny_rd_context", 2.7),
-                                            ("vae", 6), ("ae", 6), ("pca", 9)])
+                                            ("tiny_rd_groups", 2.2), ("vae", 6), ("ae", 6), ("pca", 9)])
 def test_decoded_images_are_the_decoder_on_the_rounded_latent(request, digit_images, which, quality):
     """Independent path: quantise the encoder's output with the step the quality names, decode."""
     model = request.getfixturevalue(which)
@@ -61,7 +61,8 @@ def test_decoded_images_are_the_decoder_on_the_rounded_latent(request, digit_ima
     assert (diff > 1).mean() < 0.01
 
 
-@pytest.mark.parametrize("which, coder", [("tiny_rd", "rate-distortion"), ("tiny_rd_context", "rate-distortion-context")])
+@pytest.mark.parametrize("which, coder", [("tiny_rd", "rate-distortion"), ("tiny_rd_context", "rate-distortion-context"),
+                                          ("tiny_rd_groups", "rate-distortion-context")])
 def test_many_images_share_one_header(request, digit_images, which, coder):
     tiny_rd = request.getfixturevalue(which)
     data = codec.compress(tiny_rd, digit_images)
@@ -79,7 +80,7 @@ def test_many_images_share_one_header(request, digit_images, which, coder):
     assert codec.inspect(codec.compress(tiny_rd, digit_images[:7]))["image_bytes"] == info["image_bytes"][:7]
 
 
-@pytest.mark.parametrize("which", ["tiny_rd", "tiny_rd_context"])
+@pytest.mark.parametrize("which", ["tiny_rd", "tiny_rd_context", "tiny_rd_groups"])
 def test_file_size_is_close_to_the_model_rate(request, digit_images, which):
     """The bytes written match the model's own rate −log₂ P(ŷ) (computed by the network's density)."""
     tiny_rd = request.getfixturevalue(which)
@@ -197,7 +198,7 @@ def test_refine_needs_a_rate_distortion_model(vae, digit_images):
         codec.compress(vae, digit_images, quality=5, refine=-1)
 
 
-@pytest.mark.parametrize("which", ["tiny_rd", "tiny_rd_context"])
+@pytest.mark.parametrize("which", ["tiny_rd", "tiny_rd_context", "tiny_rd_groups"])
 def test_bytes_and_pixels_do_not_depend_on_threads_or_batches(request, digit_images, which):
     tiny_rd = request.getfixturevalue(which)
     before = torch.get_num_threads()

@@ -42,6 +42,47 @@ def test_probabilities_of_all_codes_sum_to_one():
     assert float((2.0 ** -bits.double()).sum()) == pytest.approx(1.0, abs=1e-6)
 
 
+def test_with_channel_groups_the_probabilities_of_all_codes_still_sum_to_one():
+    """Two positions of two channels in two groups (Δ = 2, 21 values each): each group may look
+    at the groups before it at its own position, never after, or the sum would not be 1."""
+    model = _randomised(LatentContextModel((2, 1, 2), levels=1, width=6, position_speed=1.0, groups=2), 7, 0.15)
+    model = model.double()
+    values = torch.arange(-20, 21, 2, dtype=torch.float64)
+    grids = torch.tensor(list(itertools.product(values.tolist(), repeat=4)), dtype=torch.float64)   # (21⁴, 4)
+    weights = torch.ones(len(grids), 1, dtype=torch.float64)
+    with torch.no_grad():
+        bits = model.bits(grids, torch.full_like(grids, 2.0), weights)
+    assert float((2.0 ** -bits.double()).sum()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_channel_group_is_predicted_from_earlier_groups_at_its_position():
+    model = _randomised(LatentContextModel((6, 3, 3), levels=1, width=8, position_speed=1.0, groups=3), 8)
+    grid = torch.randn(1, 6, 3, 3)
+    loc, log_scale = model(grid, torch.ones(1, 1))
+    for g in range(3):
+        changed = grid.clone()
+        changed[:, 2 * g:2 * g + 2, 1, 1] += 5.0
+        loc2, _ = model(changed, torch.ones(1, 1))
+        assert torch.equal(loc[:, :2 * g + 2, 1, 1], loc2[:, :2 * g + 2, 1, 1])   # this group and those before
+        if g < 2:
+            assert not torch.equal(loc[:, 2 * g + 2:, 1, 1], loc2[:, 2 * g + 2:, 1, 1])
+        assert torch.equal(loc[:, :, 0], loc2[:, :, 0]) and torch.equal(loc[:, :, 1, 0], loc2[:, :, 1, 0])
+
+
+def test_a_model_given_channel_groups_starts_as_the_one_without():
+    """The groups' outputs start at zero, so fine-tuning a run into channel context starts where it was."""
+    plain = _randomised(LatentContextModel((4, 3, 3), levels=2, width=8, position_speed=1.0), 9)
+    grouped = LatentContextModel((4, 3, 3), levels=2, width=8, position_speed=1.0, groups=2)
+    grouped.load_state_dict(plain.state_dict(), strict=False)
+    grid, weights = torch.randn(5, 4, 3, 3), torch.rand(5, 2)
+    assert all(torch.equal(a, b) for a, b in zip(plain(grid, weights), grouped(grid, weights)))
+
+
+def test_channel_groups_must_divide_the_channels():
+    with pytest.raises(VaelabError, match="must divide"):
+        LatentContextModel((6, 2, 2), levels=1, width=4, position_speed=1.0, groups=4)
+
+
 def test_a_position_is_predicted_from_earlier_positions_only():
     model = _randomised(LatentContextModel((3, 4, 5), levels=1, width=8, position_speed=1.0), 2)
     grid = torch.randn(1, 3, 4, 5)
@@ -60,7 +101,8 @@ def test_a_position_is_predicted_from_earlier_positions_only():
 
 def test_the_integer_copy_predicts_what_the_network_does(tiny_rd_context, digit_images):
     """Fixed point: μ and log s within a thousandth of the float net (float32 itself is off by ~1e-6)."""
-    for ctx, seed in ((tiny_rd_context.context, None), (LatentContextModel((5, 3, 4), 3, 16, 10.0), 3)):
+    for ctx, seed in ((tiny_rd_context.context, None), (LatentContextModel((5, 3, 4), 3, 16, 10.0), 3),
+                      (LatentContextModel((6, 3, 4), 3, 16, 10.0, groups=3), 4)):
         if seed is not None:
             ctx = _randomised(ctx, seed)
         net = context.IntegerContextNet(ctx)
@@ -97,9 +139,11 @@ def test_decoding_recovers_the_clamped_code_even_for_wild_latents(tiny_rd_contex
     assert np.array_equal(values[:3][small], (np.rint(y[:3] / coder.steps(2.0)) * coder.steps(2.0))[small])
 
 
-def test_sampling_draws_codes_the_decoder_turns_into_images(tiny_rd_context):
-    first = tiny_rd_context.sample(5, generator=torch.Generator().manual_seed(0))
-    again = tiny_rd_context.sample(5, generator=torch.Generator().manual_seed(0))
+@pytest.mark.parametrize("which", ["tiny_rd_context", "tiny_rd_groups"])
+def test_sampling_draws_codes_the_decoder_turns_into_images(request, which):
+    model = request.getfixturevalue(which)
+    first = model.sample(5, generator=torch.Generator().manual_seed(0))
+    again = model.sample(5, generator=torch.Generator().manual_seed(0))
     assert first.shape == (5, 1, 8, 8) and torch.equal(first, again)
     assert torch.all((first >= 0) & (first <= 1))
 

@@ -95,6 +95,36 @@ def test_resume_continues_exactly(tmp_path):
     assert steps == sorted(set(steps)), "metrics after the checkpoint must not be duplicated"
 
 
+def test_init_from_starts_from_another_runs_weights(tmp_path):
+    train(config(epochs=1), tmp_path / "first", progress=False)
+    # a step size far below float32's resolution: the weights stay exactly what was copied
+    train(config(epochs=1, optimizer="sgd", lr=1e-30, init_from=str(tmp_path / "first")), tmp_path / "tuned",
+          progress=False)
+    assert same(weights(tmp_path / "first", "model"), weights(tmp_path / "tuned", "model"))
+    start = read_metrics(tmp_path / "tuned" / "metrics.jsonl")[0]
+    assert start["init_from"] == str(tmp_path / "first") and start["new_tensors"] == []
+    train(config(epochs=1, seed=3), tmp_path / "fresh", progress=False)
+    assert not same(weights(tmp_path / "first", "model"), weights(tmp_path / "fresh", "model"))
+
+
+@pytest.mark.parametrize("change, message", [({"latent_dim": 5}, "has shape"), ({"name": "mlp-vae"}, "holds a 'conv-vae'|lacks")])
+def test_init_from_a_different_model_is_a_one_line_error(tmp_path, change, message):
+    train(config(epochs=1), tmp_path / "first", progress=False)
+    other = config(epochs=1, init_from=str(tmp_path / "first"))
+    for key, value in change.items():
+        setattr(other.model, key, value)
+    with pytest.raises(VaelabError, match=message) as info:
+        train(other, tmp_path / "second", progress=False)
+    assert "\n" not in str(info.value)
+
+
+def test_init_from_a_directory_without_a_run_is_a_one_line_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VaelabError) as info:
+        train(config(epochs=1, init_from=str(tmp_path / "empty")), tmp_path / "second", progress=False)
+    assert "\n" not in str(info.value)
+
+
 def test_a_second_run_into_the_same_directory_is_refused(tmp_path):
     train(config(epochs=1), tmp_path / "run", progress=False)
     with pytest.raises(VaelabError, match="--resume"):

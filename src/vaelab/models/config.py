@@ -23,6 +23,7 @@ class ModelConfig:
     rd_lambdas: list[float] = option([0.1, 0.3, 1.0, 3.0, 10.0], "conv-rd: distortion weights λ of loss = bits + λ·MSE (MSE in [0,255]² units), one per quality level", min=0.0, min_exclusive=True)
     latent_channels: int = option(32, "conv-rd: channels of its spatial latent (on the grid of the last conv stage)", min=1, max=1024)
     rd_context: int = option(0, "conv-rd: hidden channels of an autoregressive context model over the latent grid (Minnen et al. 2018); 0 = a factorised density", min=0, max=1024)
+    rd_context_groups: int = option(1, "conv-rd with rd_context: send each grid position's channels in this many groups, each predicted also from the groups sent before it at that position (channel context)", min=1, max=64)
     rd_straight_through: bool = option(False, "conv-rd: in training the decoder sees rounded codes (gradient passed straight through) while the rate sees noisy ones (Minnen & Singh 2020)")
     rd_residual: int = option(0, "conv-rd: residual blocks (two 3×3 convolutions) after each encoder stage and before each decoder stage", min=0, max=8)
     ar_features: int = option(32, "pixel-vae: channels of the conditioning map and of the autoregressive head", min=1, max=512)

@@ -225,7 +225,8 @@ class RateDistortionAutoEncoder(Model):
         # The code's density: factorised (one learned distribution per element), or, with
         # ``rd_context`` > 0, predicted from the elements sent before (rd_context.py).
         if config.rd_context:
-            self.context = LatentContextModel(self.latent_grid, self.levels, config.rd_context, PARAMETER_SPEED)
+            self.context = LatentContextModel(self.latent_grid, self.levels, config.rd_context, PARAMETER_SPEED,
+                                              config.rd_context_groups)
         else:
             self.density = LogisticMixtureDensity(self.latent_dim)
         self.register_buffer("lambdas", torch.tensor(lambdas, dtype=torch.float32))

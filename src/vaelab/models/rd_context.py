@@ -4,7 +4,8 @@ The factorised density of ``conv-rd`` gives each latent element one fixed distri
 pays for every element of a shirt's code separately even though they are large together.
 This model predicts each element from the ones already sent. The latent grid ŷ ∈ R^{M×h×w}
 is sent position by position in raster order; all M channels of a position are sent together
-under
+(or, with ``groups`` > 1, in that many groups of channels, each also predicted from the groups
+before it at the same position: channel context, after Minnen & Singh 2020) under
 
     p(ŷ) = Π_{positions p} Π_m P(ŷ_{m,p} | ŷ_{<p}, ℓ),
     P(ŷ | ·) = F((ŷ + Δ/2 − μ)/s) − F((ŷ − Δ/2 − μ)/s),   F the logistic CDF (a sigmoid)
@@ -31,6 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import VaelabError
 from .pixel import MaskedConv2d
 
 LEAK = 0.125              # leaky-ReLU slope; a power of two so the integer copy is exact
@@ -55,10 +57,14 @@ def logistic_bin_probability(center: torch.Tensor, width: torch.Tensor, loc: tor
 class LatentContextModel(nn.Module):
     """(μ, log s) of every latent element from the elements before it and the quality level."""
 
-    def __init__(self, grid: tuple[int, int, int], levels: int, width: int, position_speed: float):
+    def __init__(self, grid: tuple[int, int, int], levels: int, width: int, position_speed: float,
+                 groups: int = 1):
         super().__init__()
         M, h, w = grid
+        if groups < 1 or M % groups:
+            raise VaelabError(f"rd_context_groups = {groups} must divide the latent's {M} channels")
         self.grid = (M, h, w)
+        self.groups = groups
         self.position_speed = position_speed
         self.causal = MaskedConv2d(M, width, CONTEXT_KERNEL, include_centre=False)
         self.level = nn.Linear(levels, width, bias=False)
@@ -69,6 +75,17 @@ class LatentContextModel(nn.Module):
         # Per element offsets of (μ, log s), stored divided by position_speed so Adam moves
         # them as fast as the factorised density's parameters (see rd.PARAMETER_SPEED).
         self.raw_position = nn.Parameter(torch.zeros(2, M, h, w))
+        # Channel context: group g ≥ 1 of a position is predicted also from groups < g there.
+        # Each group's branch reads those channels (1×1) and the shared hidden layer, and adds
+        # to the group's (μ, log s); its output starts at zero, so a model given groups starts
+        # as the one without (which lets a trained run be fine-tuned into it).
+        size = M // groups
+        self.group_in = nn.ModuleList(nn.Conv2d(g * size, width, 1) for g in range(1, groups))
+        self.group_hidden = nn.ModuleList(nn.Conv2d(width, width, 1, bias=False) for _ in range(1, groups))
+        self.group_out = nn.ModuleList(nn.Conv2d(width, 2 * size, 1) for _ in range(1, groups))
+        for out in self.group_out:
+            nn.init.zeros_(out.weight)
+            nn.init.zeros_(out.bias)
 
     @property
     def position(self) -> torch.Tensor:
@@ -84,7 +101,22 @@ class LatentContextModel(nn.Module):
             a = F.leaky_relu(self.causal(grid) + self.level(weights)[:, :, None, None], LEAK)
             a = F.leaky_relu(self.mix(a), LEAK)
             out = self.out(a) + self.position.reshape(1, 2 * M, *self.grid[1:])
-        return out[:, :M], out[:, M:].clamp(min=LOG_SCALE_FLOOR)
+            loc, log_scale = out[:, :M], out[:, M:]
+            if self.groups > 1:
+                loc, log_scale = self._add_channel_context(grid, a, loc, log_scale)
+        return loc, log_scale.clamp(min=LOG_SCALE_FLOOR)
+
+    def _add_channel_context(self, grid, hidden, loc, log_scale):
+        """Group g's (μ, log s) += branch_g(grid's groups < g at the same position, hidden)."""
+        size = self.grid[0] // self.groups
+        locs, log_scales = [loc[:, :size]], [log_scale[:, :size]]
+        for g in range(1, self.groups):
+            t = F.leaky_relu(self.group_in[g - 1](grid[:, :g * size]) + self.group_hidden[g - 1](hidden), LEAK)
+            delta = self.group_out[g - 1](t)
+            part = slice(g * size, (g + 1) * size)
+            locs.append(loc[:, part] + delta[:, :size])
+            log_scales.append(log_scale[:, part] + delta[:, size:])
+        return torch.cat(locs, 1), torch.cat(log_scales, 1)
 
     def bits(self, y: torch.Tensor, steps: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """(B, D) latents (noisy or quantised), (B, D) steps, (B, L) weights -> (B,) −log₂ P in bits.
@@ -101,13 +133,18 @@ class LatentContextModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, weights: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(n, L) level weights -> (n, D) latents drawn position by position (ancestral sampling)."""
+        """(n, L) level weights -> (n, D) latents drawn position by position, group by group
+        (ancestral sampling, in the order the codec sends them)."""
         n = weights.shape[0]
         M, h, w = self.grid
+        size = M // self.groups
         grid = torch.zeros(n, M, h, w, device=weights.device)
         for i in range(h):
             for j in range(w):
-                loc, log_scale = self.forward(grid, weights)
-                u = torch.rand((n, M), generator=generator, device=grid.device).clamp(1e-6, 1 - 1e-6)
-                grid[:, :, i, j] = loc[:, :, i, j] + torch.exp(log_scale[:, :, i, j]) * torch.log(u / (1 - u))
+                for g in range(self.groups):
+                    part = slice(g * size, (g + 1) * size)
+                    loc, log_scale = self.forward(grid, weights)
+                    u = torch.rand((n, size), generator=generator, device=grid.device).clamp(1e-6, 1 - 1e-6)
+                    grid[:, part, i, j] = (loc[:, part, i, j]
+                                           + torch.exp(log_scale[:, part, i, j]) * torch.log(u / (1 - u)))
         return grid.flatten(1)

@@ -21,6 +21,7 @@ class TrainConfig:
     grad_clip: float = option(0.0, "clip the gradient's global norm to this value (0 = no clipping)", min=0.0)
     early_stopping: int = option(0, "stop after this many epochs without a better validation loss (0 = never)", min=0)
     time_limit: float = option(0.0, "stop at the end of the first epoch that ends after this many seconds of training (0 = no limit)", min=0.0)
+    init_from: str = option("", "fine-tune: start from the weights of this run directory (every tensor it holds must fit the model; parameters it lacks keep their initialisation)")
     seed: int = option(0, "seed of initialisation, noise and batch order", min=0)
     deterministic: bool = option(False, "deterministic algorithms: a resumed run matches an uninterrupted one bit for bit")
     precision: str = option("auto", "fp32, bf16 or fp16 autocast; auto = bf16 only where the hardware computes it natively", choices=("auto", "fp32", "bf16", "fp16"))

@@ -68,6 +68,30 @@ def _mix(*numbers: int) -> int:
 
 
 @torch.no_grad()
+def initialise_from(model: nn.Module, run_dir: str) -> list[str]:
+    """Copy the weights of the run in ``run_dir`` into ``model``; returns the names it lacked.
+
+    Every tensor of that run must exist in ``model`` with the same shape (a different
+    architecture is an error, not a silent partial copy); tensors the model adds (say, a
+    context model's channel groups) keep their initialisation.
+    """
+    source = runs.load_model(run_dir)
+    target = model.state_dict()
+    for name, value in source.state_dict().items():
+        if name not in target:
+            raise VaelabError(f"holds tensor {name}, which this model lacks; init_from needs a run of the same "
+                              "model family", Path(run_dir))
+        if tuple(value.shape) != tuple(target[name].shape):
+            raise VaelabError(f"tensor {name} has shape {tuple(value.shape)}, this model expects "
+                              f"{tuple(target[name].shape)}", Path(run_dir))
+    weights = source.state_dict()
+    with torch.no_grad():
+        for name, tensor in target.items():
+            if name in weights:
+                tensor.copy_(weights[name])
+    return sorted(set(target) - set(weights))
+
+
 def evaluate_loss(model: nn.Module, images: torch.Tensor, batch_size: int, device, seed: int = 1234) -> dict[str, float]:
     """Mean loss terms (β-weighted loss, −ELBO, reconstruction, KL) over a split, fixed noise."""
     was_training = model.training
@@ -121,6 +145,7 @@ class Trainer:
         data = self._data or load_data(cfg.data)
         torch.manual_seed(tc.seed)  # identical initial weights on every rank
         model = build_model(cfg.model, data.image_shape).to(ctx.device)
+        new_parameters = initialise_from(model, tc.init_from) if tc.init_from and not resume else []
         prec = precision.resolve(tc.precision, ctx.device)
 
         batch = len(data.train) if tc.optimizer == "gd" else tc.batch_size
@@ -183,7 +208,8 @@ class Trainer:
             log.write({"event": "start", "step": 0, "epoch": 0, "world_size": ctx.world_size, "device": str(ctx.device),
                        "precision": prec, "parameters": sum(p.numel() for p in params),
                        "train_images": len(data.train), "val_images": len(data.val), "test_images": len(data.test),
-                       "image_shape": list(data.image_shape)})
+                       "image_shape": list(data.image_shape),
+                       **({"init_from": tc.init_from, "new_tensors": new_parameters} if tc.init_from else {})})
 
         for epoch in range(state["epoch"], tc.epochs):
             loader.set_epoch(epoch)

@@ -3,8 +3,9 @@
 With ``rd_context`` a conv-rd model predicts each position's (μ, s) from the positions sent
 before it (models/rd_context.py). Encoder and decoder therefore walk the grid in raster
 order together: at each position both compute the prediction from the values decoded so far,
-build that position's probability tables, and code its M channels; the decoder then knows
-the values the next position needs.
+build that position's probability tables, and code its M channels (with channel groups, one
+group at a time, each predicted also from the groups before it); the decoder then knows the
+values the next step needs.
 
 The prediction must come out *identical* on both sides, on any machine, or decoding derails.
 Float network outputs can differ in the last bit between CPUs and thread counts, so the walk
@@ -98,12 +99,23 @@ class IntegerContextNet:
             self.w3 = _fixed(context.out.weight[:, :, 0, 0].double().cpu().numpy().T, WEIGHT_BITS)
             self.b3 = _fixed(context.out.bias.double().cpu().numpy(), ACTIVATION_BITS + WEIGHT_BITS)
             self.position = _fixed(context.position.double().cpu().numpy(), ACTIVATION_BITS)         # (2, M, h, w)
+            # channel context: per group g ≥ 1, (W_in, b_in, W_hidden, W_out, b_out)
+            self.group_branches = [
+                (_fixed(g_in.weight[:, :, 0, 0].double().cpu().numpy().T, WEIGHT_BITS),
+                 _fixed(g_in.bias.double().cpu().numpy(), ACTIVATION_BITS + WEIGHT_BITS),
+                 _fixed(g_hidden.weight[:, :, 0, 0].double().cpu().numpy().T, WEIGHT_BITS),
+                 _fixed(g_out.weight[:, :, 0, 0].double().cpu().numpy().T, WEIGHT_BITS),
+                 _fixed(g_out.bias.double().cpu().numpy(), ACTIVATION_BITS + WEIGHT_BITS))
+                for g_in, g_hidden, g_out in zip(context.group_in, context.group_hidden, context.group_out)]
         self.grid = tuple(context.grid)
+        self.groups = context.groups
         self.log_scale_floor = LOG_SCALE_FLOOR
-        for name in ("w1", "b1", "w2", "b2", "w3", "b3", "position"):
-            if np.abs(getattr(self, name)).max(initial=0) > (1 << 40):
-                raise VaelabError("the model's context network has weights too large for the codec; retrain the model")
+        arrays = [self.w1, self.b1, self.w2, self.b2, self.w3, self.b3, self.position]
+        if any(np.abs(a).max(initial=0) > (1 << 40) for a in arrays + [a for b in self.group_branches for a in b]):
+            raise VaelabError("the model's context network has weights too large for the codec; retrain the model")
         self.w1, self.w2, self.w3 = _ExactMatrix(self.w1), _ExactMatrix(self.w2), _ExactMatrix(self.w3)
+        self.group_branches = [(_ExactMatrix(w_in), b_in, _ExactMatrix(w_hidden), _ExactMatrix(w_out), b_out)
+                               for w_in, b_in, w_hidden, w_out, b_out in self.group_branches]
 
     def level_bias(self, level_weights: np.ndarray) -> np.ndarray:
         """(L,) level weights -> (Wd,) int64: the level's contribution to the first hidden layer."""
@@ -112,8 +124,14 @@ class IntegerContextNet:
             acc = acc + w * self.level_weight[:, level]
         return _fixed(acc, ACTIVATION_BITS + WEIGHT_BITS)
 
-    def predict(self, grid: np.ndarray, i: int, j: int, level_bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Padded fixed-point grid (N, M, h+2r, w+2r) -> (N, M) float64 μ and s at position (i, j)."""
+    @property
+    def group_size(self) -> int:
+        """Channels per group: each position's channels are coded in ``groups`` steps of this many."""
+        return self.grid[0] // self.groups
+
+    def spatial(self, grid: np.ndarray, i: int, j: int, level_bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Padded fixed-point grid (N, M, h+2r, w+2r) -> the hidden layer (N, Wd) and the
+        fixed-point (μ, log s) (N, 2M) at position (i, j) before any channel context."""
         r = self.radius
         M = self.grid[0]
         neighbours = np.stack([grid[:, :, i + r + di, j + r + dj] for di, dj in self.taps], axis=1)  # (N, T, M)
@@ -121,11 +139,32 @@ class IntegerContextNet:
         a = _shift(_leaky(a), WEIGHT_BITS)
         a = _shift(_leaky(self.w2.times(a) + self.b2), WEIGHT_BITS)
         out = _shift(self.w3.times(a) + self.b3, WEIGHT_BITS) + self.position[:, :, i, j].reshape(1, 2 * M)
+        return a, out
+
+    def group(self, hidden: np.ndarray, out: np.ndarray, current: np.ndarray, g: int) -> tuple[np.ndarray, np.ndarray]:
+        """μ and s (N, M/G) float64 of channel group g at a position, from :meth:`spatial`'s
+        results and ``current`` (N, M), the position's fixed-point values (groups < g are read)."""
+        M, size = self.grid[0], self.group_size
+        loc = out[:, g * size:(g + 1) * size]
+        log_scale = out[:, M + g * size:M + (g + 1) * size]
+        if g > 0:
+            w_in, b_in, w_hidden, w_out, b_out = self.group_branches[g - 1]
+            t = _shift(_leaky(w_in.times(current[:, :g * size]) + b_in + w_hidden.times(hidden)), WEIGHT_BITS)
+            delta = _shift(w_out.times(t) + b_out, WEIGHT_BITS)
+            loc, log_scale = loc + delta[:, :size], log_scale + delta[:, size:]
         # The bounds matter only for damaged streams (and the encoder's trial of shortened
         # ones), whose garbage values can drive the network anywhere; no real code gets near them.
-        loc = np.clip(out[:, :M] / float(1 << ACTIVATION_BITS), -LOC_BOUND, LOC_BOUND)
-        log_scale = np.clip(out[:, M:] / float(1 << ACTIVATION_BITS), self.log_scale_floor, LOG_SCALE_CEILING)
+        loc = np.clip(loc / float(1 << ACTIVATION_BITS), -LOC_BOUND, LOC_BOUND)
+        log_scale = np.clip(log_scale / float(1 << ACTIVATION_BITS), self.log_scale_floor, LOG_SCALE_CEILING)
         return loc, np.exp(log_scale)
+
+    def predict(self, grid: np.ndarray, i: int, j: int, level_bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Padded fixed-point grid (N, M, h+2r, w+2r) -> (N, M) float64 μ and s at position (i, j),
+        each channel group predicted from the groups before it as the grid holds them."""
+        r = self.radius
+        hidden, out = self.spatial(grid, i, j, level_bias)
+        parts = [self.group(hidden, out, grid[:, :, i + r, j + r], g) for g in range(self.groups)]
+        return np.concatenate([p[0] for p in parts], 1), np.concatenate([p[1] for p in parts], 1)
 
 
 def _position_tables(loc: np.ndarray, scale: np.ndarray, steps: np.ndarray) -> CodingTables:
@@ -138,48 +177,53 @@ def _position_tables(loc: np.ndarray, scale: np.ndarray, steps: np.ndarray) -> C
 
 
 def _walk(net: IntegerContextNet, steps: np.ndarray, level_bias: np.ndarray, n: int,
-          choose: Callable[[int, CodingTables], np.ndarray]) -> np.ndarray:
-    """Walk the grid for n images: at each position p, tables from the context, then
-    ``choose(p, tables)`` gives the (n·M,) symbols (image-major). Returns the dequantised
-    latents (n, D) in the model's (M, h, w) order."""
+          choose: Callable[[int, slice, CodingTables], np.ndarray]) -> np.ndarray:
+    """Walk the grid for n images: at each position p and for each channel group (``part``, a
+    slice of channels), tables from the context, then ``choose(p, part, tables)`` gives the
+    (n·|part|,) symbols (image-major). Returns the dequantised latents (n, D) in the model's
+    (M, h, w) order."""
     M, h, w = net.grid
     r = net.radius
+    size = net.group_size
     grid = np.zeros((n, M, h + 2 * r, w + 2 * r), dtype=np.int64)
     values = np.zeros((n, M, h, w))
     steps = steps.reshape(M, h, w)
     for p in range(h * w):
         i, j = divmod(p, w)
-        loc, scale = net.predict(grid, i, j, level_bias)
-        tables = _position_tables(loc.ravel(), scale.ravel(), np.tile(steps[:, i, j], n))
-        symbols = choose(p, tables)
-        v = tables.values(symbols[None, :])[0].reshape(n, M)
-        values[:, :, i, j] = v
-        grid[:, :, i + r, j + r] = _fixed(v, ACTIVATION_BITS)
+        hidden, out = net.spatial(grid, i, j, level_bias)
+        for g in range(net.groups):
+            part = slice(g * size, (g + 1) * size)
+            loc, scale = net.group(hidden, out, grid[:, :, i + r, j + r], g)
+            tables = _position_tables(loc.ravel(), scale.ravel(), np.tile(steps[part, i, j], n))
+            symbols = choose(p, part, tables)
+            v = tables.values(symbols[None, :])[0].reshape(n, size)
+            values[:, part, i, j] = v
+            grid[:, part, i + r, j + r] = _fixed(v, ACTIVATION_BITS)
     return values.reshape(n, -1)
 
 
-def _image_rows(tables: CodingTables, image: int, M: int) -> CodingTables:
-    """One image's M rows of a position's tables, as wide as its own widest row (at least 2):
-    what a walk of that image alone builds, so each image's bits depend on it alone."""
-    rows = tables.take(slice(image * M, (image + 1) * M))
-    width = max(2, int(rows.sizes.max()))
-    return CodingTables(rows.offsets, rows.sizes, np.ascontiguousarray(rows.probabilities[:, :width]), rows.steps)
+def _image_rows(tables: CodingTables, image: int, rows: int) -> CodingTables:
+    """One image's rows of a step's tables, as wide as its own widest row (at least 2): what
+    a walk of that image alone builds, so each image's bits depend on it alone."""
+    taken = tables.take(slice(image * rows, (image + 1) * rows))
+    width = max(2, int(taken.sizes.max()))
+    return CodingTables(taken.offsets, taken.sizes, np.ascontiguousarray(taken.probabilities[:, :width]), taken.steps)
 
 
 def _decode_chunk(net, steps, level_bias, payloads: list[bytes]) -> tuple[np.ndarray, list]:
     """Decode a chunk's streams; a stream that fails gives None in the second list."""
-    M = net.grid[0]
+    rows = net.group_size
     decoders = [entropy.StreamDecoder(p) for p in payloads]
     symbols_seen = [[] for _ in payloads]
 
-    def choose(p: int, tables: CodingTables) -> np.ndarray:
-        out = np.zeros(len(payloads) * M, dtype=np.int32)
+    def choose(p: int, part: slice, tables: CodingTables) -> np.ndarray:
+        out = np.zeros(len(payloads) * rows, dtype=np.int32)
         for t, decoder in enumerate(decoders):
             if decoder.failed:
                 continue
-            got = decoder.decode(_image_rows(tables, t, M))
+            got = decoder.decode(_image_rows(tables, t, rows))
             if got is not None:
-                out[t * M:(t + 1) * M] = got
+                out[t * rows:(t + 1) * rows] = got
                 symbols_seen[t].append(got)
         return out
 
@@ -211,12 +255,13 @@ def _encode(net, y, steps, level_weights, progress) -> list[bytes]:
         encoders = [entropy.StreamEncoder() for _ in range(n)]
         coded = [[] for _ in range(n)]
 
-        def choose(p: int, tables: CodingTables) -> np.ndarray:
-            symbols = tables.symbols(chunk[:, :, p].reshape(1, -1))[0]   # clamped to the support
+        def choose(p: int, part: slice, tables: CodingTables) -> np.ndarray:
+            symbols = tables.symbols(chunk[:, part, p].reshape(1, -1))[0]   # clamped to the support
+            rows = part.stop - part.start
             for t in range(n):
-                rows = slice(t * M, (t + 1) * M)
-                encoders[t].encode(symbols[rows], _image_rows(tables, t, M))
-                coded[t].append(symbols[rows])
+                mine = slice(t * rows, (t + 1) * rows)
+                encoders[t].encode(symbols[mine], _image_rows(tables, t, rows))
+                coded[t].append(symbols[mine])
             return symbols
 
         _walk(net, steps, level_bias, n, choose)
