@@ -166,10 +166,11 @@ def test_a_context_model_has_no_fixed_tables(tiny_rd_context):
         codec.coder_for(tiny_rd_context).tables(2.0)
 
 
-@pytest.fixture(scope="module")
-def untrained():
+@pytest.fixture(scope="module", params=[1, 2], ids=["one-group", "two-groups"])
+def untrained(request):
     torch.manual_seed(0)
-    config = ModelConfig(name="conv-rd", hidden=[8, 8], latent_channels=4, rd_lambdas=[0.1, 1.0], rd_context=8)
+    config = ModelConfig(name="conv-rd", hidden=[8, 8], latent_channels=4, rd_lambdas=[0.1, 1.0], rd_context=8,
+                         rd_context_groups=request.param)
     model = build_model(config, (1, 8, 8)).eval()
     _randomised(model.context, 4)
     return model
