@@ -102,9 +102,24 @@ def test_init_from_starts_from_another_runs_weights(tmp_path):
           progress=False)
     assert same(weights(tmp_path / "first", "model"), weights(tmp_path / "tuned", "model"))
     start = read_metrics(tmp_path / "tuned" / "metrics.jsonl")[0]
-    assert start["init_from"] == str(tmp_path / "first") and start["new_tensors"] == []
+    assert start["init_from"] == str(tmp_path / "first") and start["not_copied"] == []
     train(config(epochs=1, seed=3), tmp_path / "fresh", progress=False)
     assert not same(weights(tmp_path / "first", "model"), weights(tmp_path / "fresh", "model"))
+
+
+def test_init_from_keeps_the_new_configs_lambdas(tmp_path):
+    rd = {"name": "conv-rd", "hidden": [8, 8], "latent_channels": 2, "likelihood": "gaussian"}
+    first = from_dict(RunConfig, {"model": {**rd, "rd_lambdas": [0.1, 1.0]}, "data": {"name": "digits", "limit": 128},
+                                  "train": {"epochs": 1, "batch_size": 32, "report": False}})
+    train(first, tmp_path / "first", progress=False)
+    tuned = from_dict(RunConfig, {"model": {**rd, "rd_lambdas": [0.5, 5.0]}, "data": {"name": "digits", "limit": 128},
+                                  "train": {"epochs": 1, "batch_size": 32, "report": False, "optimizer": "sgd",
+                                            "lr": 1e-30, "init_from": str(tmp_path / "first")}})
+    train(tuned, tmp_path / "tuned", progress=False)
+    before, after = vaelab.load(tmp_path / "first"), vaelab.load(tmp_path / "tuned")
+    assert after.lambdas.tolist() == [0.5, 5.0]
+    assert torch.equal(before.raw_log_steps, after.raw_log_steps)      # the rest is copied
+    assert read_metrics(tmp_path / "tuned" / "metrics.jsonl")[0]["not_copied"] == ["lambdas"]
 
 
 @pytest.mark.parametrize("change, message", [({"latent_dim": 5}, "has shape"), ({"name": "mlp-vae"}, "holds a 'conv-vae'|lacks")])

@@ -212,6 +212,7 @@ class RateDistortionAutoEncoder(Model):
 
     is_variational = False
     default_objective = "rate-distortion"
+    config_tensors = ("lambdas",)   # set from rd_lambdas: a fine-tune (init_from) keeps its own
 
     def __init__(self, config: ModelConfig, image_shape, encoder: nn.Module, decoder: nn.Module,
                  latent_grid: tuple[int, int, int]):

@@ -69,11 +69,13 @@ def _mix(*numbers: int) -> int:
 
 @torch.no_grad()
 def initialise_from(model: nn.Module, run_dir: str) -> list[str]:
-    """Copy the weights of the run in ``run_dir`` into ``model``; returns the names it lacked.
+    """Copy the weights of the run in ``run_dir`` into ``model``; returns the names not copied.
 
     Every tensor of that run must exist in ``model`` with the same shape (a different
     architecture is an error, not a silent partial copy); tensors the model adds (say, a
-    context model's channel groups) keep their initialisation.
+    context model's channel groups) keep their initialisation, and so do the tensors the model
+    names in ``config_tensors``: values its config sets (a conv-rd's λ), which a fine-tune
+    may change.
     """
     source = runs.load_model(run_dir)
     target = model.state_dict()
@@ -84,7 +86,8 @@ def initialise_from(model: nn.Module, run_dir: str) -> list[str]:
         if tuple(value.shape) != tuple(target[name].shape):
             raise VaelabError(f"tensor {name} has shape {tuple(value.shape)}, this model expects "
                               f"{tuple(target[name].shape)}", Path(run_dir))
-    weights = source.state_dict()
+    weights = {name: value for name, value in source.state_dict().items()
+               if name not in getattr(model, "config_tensors", ())}
     with torch.no_grad():
         for name, tensor in target.items():
             if name in weights:
@@ -145,7 +148,7 @@ class Trainer:
         data = self._data or load_data(cfg.data)
         torch.manual_seed(tc.seed)  # identical initial weights on every rank
         model = build_model(cfg.model, data.image_shape).to(ctx.device)
-        new_parameters = initialise_from(model, tc.init_from) if tc.init_from and not resume else []
+        not_copied = initialise_from(model, tc.init_from) if tc.init_from and not resume else []
         prec = precision.resolve(tc.precision, ctx.device)
 
         batch = len(data.train) if tc.optimizer == "gd" else tc.batch_size
@@ -209,7 +212,7 @@ class Trainer:
                        "precision": prec, "parameters": sum(p.numel() for p in params),
                        "train_images": len(data.train), "val_images": len(data.val), "test_images": len(data.test),
                        "image_shape": list(data.image_shape),
-                       **({"init_from": tc.init_from, "new_tensors": new_parameters} if tc.init_from else {})})
+                       **({"init_from": tc.init_from, "not_copied": not_copied} if tc.init_from else {})})
 
         for epoch in range(state["epoch"], tc.epochs):
             loader.set_epoch(epoch)
