@@ -140,6 +140,23 @@ def test_init_from_a_directory_without_a_run_is_a_one_line_error(tmp_path):
     assert "\n" not in str(info.value)
 
 
+def test_evaluation_builds_no_autograd_graph(monkeypatch):
+    """Summing losses that carry a graph would chain every batch's graph: 18 GB on a test split."""
+    from vaelab.data import load_data
+    from vaelab.models import build_model
+    from vaelab.training import engine
+
+    cfg = config()
+    data = load_data(cfg.data)
+    model = build_model(cfg.model, data.image_shape)
+    grad_enabled = []
+    real = engine.training_loss
+    monkeypatch.setattr(engine, "training_loss",
+                        lambda m, x, w: (grad_enabled.append(torch.is_grad_enabled()), real(m, x, w))[1])
+    engine.evaluate_loss(model, data.val.images, 16, torch.device("cpu"))
+    assert grad_enabled and not any(grad_enabled)
+
+
 def test_a_second_run_into_the_same_directory_is_refused(tmp_path):
     train(config(epochs=1), tmp_path / "run", progress=False)
     with pytest.raises(VaelabError, match="--resume"):

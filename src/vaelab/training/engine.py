@@ -101,7 +101,9 @@ def evaluate_loss(model: nn.Module, images: torch.Tensor, batch_size: int, devic
     model.eval()
     totals = torch.zeros(4, dtype=torch.float64)
     n = 0
-    with torch.random.fork_rng(devices=[]):
+    # no_grad: without it, ``totals +=`` would chain every batch's autograd graph to the next
+    # (a 10,000-image test split of the deep codec model then took 18 GB and was OOM-killed)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
         for x in eval_batches(images, batch_size, device):
             terms = training_loss(model, x, 1.0)
