@@ -67,7 +67,6 @@ def _mix(*numbers: int) -> int:
     return h
 
 
-@torch.no_grad()
 def initialise_from(model: nn.Module, run_dir: str) -> list[str]:
     """Copy the weights of the run in ``run_dir`` into ``model``; returns the names not copied.
 
@@ -95,15 +94,14 @@ def initialise_from(model: nn.Module, run_dir: str) -> list[str]:
     return sorted(set(target) - set(weights))
 
 
+@torch.no_grad()
 def evaluate_loss(model: nn.Module, images: torch.Tensor, batch_size: int, device, seed: int = 1234) -> dict[str, float]:
     """Mean loss terms (β-weighted loss, −ELBO, reconstruction, KL) over a split, fixed noise."""
     was_training = model.training
     model.eval()
     totals = torch.zeros(4, dtype=torch.float64)
     n = 0
-    # no_grad: without it, ``totals +=`` would chain every batch's autograd graph to the next
-    # (a 10,000-image test split of the deep codec model then took 18 GB and was OOM-killed)
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for x in eval_batches(images, batch_size, device):
             terms = training_loss(model, x, 1.0)
