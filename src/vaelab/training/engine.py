@@ -76,21 +76,17 @@ def initialise_from(model: nn.Module, run_dir: str) -> list[str]:
     names in ``config_tensors``: values its config sets (a conv-rd's λ), which a fine-tune
     may change.
     """
-    source = runs.load_model(run_dir)
+    source = runs.load_model(run_dir).state_dict()
     target = model.state_dict()
-    for name, value in source.state_dict().items():
+    for name, value in source.items():
         if name not in target:
             raise VaelabError(f"holds tensor {name}, which this model lacks; init_from needs a run of the same "
                               "model family", Path(run_dir))
         if tuple(value.shape) != tuple(target[name].shape):
             raise VaelabError(f"tensor {name} has shape {tuple(value.shape)}, this model expects "
                               f"{tuple(target[name].shape)}", Path(run_dir))
-    weights = {name: value for name, value in source.state_dict().items()
-               if name not in getattr(model, "config_tensors", ())}
-    with torch.no_grad():
-        for name, tensor in target.items():
-            if name in weights:
-                tensor.copy_(weights[name])
+    weights = {name: value for name, value in source.items() if name not in getattr(model, "config_tensors", ())}
+    model.load_state_dict(weights, strict=False)   # names and shapes checked above
     return sorted(set(target) - set(weights))
 
 

@@ -257,7 +257,7 @@ def _encode(net, y, steps, level_weights, progress) -> list[bytes]:
 
         def choose(p: int, part: slice, tables: CodingTables) -> np.ndarray:
             symbols = tables.symbols(chunk[:, part, p].reshape(1, -1))[0]   # clamped to the support
-            rows = part.stop - part.start
+            rows = net.group_size
             for t in range(n):
                 mine = slice(t * rows, (t + 1) * rows)
                 encoders[t].encode(symbols[mine], _image_rows(tables, t, rows))
