@@ -34,6 +34,7 @@ from .density import CodingTables, FactorisedDensity, coding_tables
 SCALAR_QUALITY_RANGE = (1.0, 20.0)
 BATCH = 256  # images per network call; fixed so a file always decodes in the same batches
 REFINE_LR = 0.001  # Adam step of latent refinement, in quantisation bins
+REFINE_SEED = 20170424  # of the uniform noise refinement prices the rate under (any fixed value)
 
 
 class LatentCoder(Protocol):
@@ -194,9 +195,14 @@ class RateDistortionCoder(NetworkCoder):
 
         The encoder is amortised: one network guesses a good code for every image. The
         decoder then gives each guess a price, rate + λ·distortion of its rounded code, and
-        that price can be lowered image by image by gradient descent on y (rounding passed
-        straight through). Only the encoder changes; the file format and the decoder do not.
-        Each image keeps its cheapest code seen, so refining never makes an image worse.
+        that price can be lowered image by image by gradient descent on y. The descent follows
+        the training objective's proxy: the distortion of the rounded code (rounding passed
+        straight through) plus the rate of y under uniform noise of one bin, whose gradient is
+        smooth where the rounded code's rate is piecewise constant (7 % fewer bytes at 34 dB
+        instead of 6 % after 100 steps; docs/codec.md). The noise comes from a fixed seed, so
+        a file is the same on every run. Only the encoder changes; the file format and the
+        decoder do not. Each image keeps its cheapest code seen (priced exactly, rounded), so
+        refining never makes an image worse.
         """
         import torch
 
@@ -217,19 +223,22 @@ class RateDistortionCoder(NetworkCoder):
                 # optimise u = y/Δ, so the learning rate is in quantisation bins
                 u = torch.from_numpy(y[start:start + BATCH] / step_values).float().to(self._device).requires_grad_()
                 optimizer = torch.optim.Adam([u], lr=REFINE_LR)
+                noise = torch.Generator(device=self._device).manual_seed(REFINE_SEED + start)
                 best_u, best = u.detach().clone(), torch.full((len(x),), float("inf"), device=self._device)
                 with torch.enable_grad():
                     for _ in range(iterations + 1):
                         hard = u + (torch.round(u) - u).detach()
-                        y_hat = hard * st
-                        rate = model.rate_bits(y_hat, st, w)
-                        mean = model.likelihood(model.decode(y_hat, w)).mean
-                        price = rate + lam * ((mean - x) * 255.0).pow(2).flatten(1).mean(1)
-                        better = price.detach() < best
-                        best = torch.where(better, price.detach(), best)
+                        mean = model.likelihood(model.decode(hard * st, w)).mean
+                        distortion = lam * ((mean - x) * 255.0).pow(2).flatten(1).mean(1)
+                        with torch.no_grad():
+                            price = model.rate_bits(torch.round(u) * st, st, w) + distortion
+                        better = price < best
+                        best = torch.where(better, price, best)
                         best_u[better] = u.detach()[better]
+                        jitter = torch.rand(u.shape, generator=noise, device=self._device) - 0.5
+                        proxy = model.rate_bits((u + jitter) * st, st, w) + distortion
                         optimizer.zero_grad()
-                        price.sum().backward()
+                        proxy.sum().backward()
                         optimizer.step()
                 out[start:start + BATCH] = (torch.round(best_u).double().cpu().numpy()) * step_values
         finally:
