@@ -199,7 +199,7 @@ class RateDistortionCoder(NetworkCoder):
         the training objective's proxy: the distortion of the rounded code (rounding passed
         straight through) plus the rate of y under uniform noise of one bin, whose gradient is
         smooth where the rounded code's rate is piecewise constant (7 % fewer bytes at 34 dB
-        instead of 6 % after 100 steps; docs/codec.md). The noise comes from a fixed seed, so
+        instead of 5 % after 100 steps; docs/codec.md). The noise comes from a fixed seed, so
         a file is the same on every run. Only the encoder changes; the file format and the
         decoder do not. Each image keeps its cheapest code seen (priced exactly, rounded), so
         refining never makes an image worse.
