@@ -196,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also measure the --run models with codes refined by this many gradient steps "
                              "(`vaelab compress --refine`), as a second vaelab curve")
     parser.add_argument("--refine-qualities", type=int, default=9, help="quality settings of that curve")
+    parser.add_argument("--refine-range", type=float, nargs=2, metavar=("LO", "HI"),
+                        help="spread those settings over qualities LO..HI instead of each run's whole range "
+                             "(refining costs minutes per setting; spend them where the curve matters)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, default=RESULTS / "codec", help="results prefix (.json and .png added)")
     args = parser.parse_args(argv)
@@ -240,8 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         return [(label, q, lambda q=q: measure_coder(label, model, float(q), images, args.single, refine))
                 for q in qualities]
 
-    def evenly(model, settings: int) -> np.ndarray:
+    def evenly(model, settings: int, within=None) -> np.ndarray:
         lo, hi = codec.coder_for(model).quality_range
+        if within:
+            lo, hi = max(lo, within[0]), min(hi, within[1])
         return np.linspace(lo, hi, settings)
 
     labels = {run: f"vaelab {model.registry_name}" + (f" ({run.name})" if len(models) > 1 else "")
@@ -250,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         jobs += coder_jobs(labels[run], model, evenly(model, args.qualities))
     refined = {run: f"{labels[run]} --refine {args.refine}" for run in models} if args.refine else {}
     for run in refined:
-        jobs += coder_jobs(refined[run], models[run], evenly(models[run], args.refine_qualities), args.refine)
+        jobs += coder_jobs(refined[run], models[run], evenly(models[run], args.refine_qualities, args.refine_range),
+                            args.refine)
     for run in args.extra_run:
         extra = vaelab.load(run)
         lo, hi = codec.coder_for(extra).quality_range

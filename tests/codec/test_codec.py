@@ -191,6 +191,39 @@ def test_refined_codes_decode_with_the_same_decoder_and_cost_no_more(tiny_rd, di
     assert (bits_refined + lam * mse_refined).sum() <= (bits_plain + lam * mse_plain).sum() + 8 * len(digit_images)
 
 
+def test_the_refinement_temperature_holds_then_falls_to_its_end():
+    from vaelab.apps.codec.coders import REFINE_HOLD, REFINE_TAU, annealed_temperature
+
+    steps = 200
+    taus = [annealed_temperature(t, steps) for t in range(steps + 1)]
+    hold = int(REFINE_HOLD * steps)
+    assert taus[:hold] == [REFINE_TAU[0]] * hold
+    assert all(a > b for a, b in zip(taus[hold:], taus[hold + 1:]))     # strictly falling after the hold
+    assert taus[-1] == pytest.approx(REFINE_TAU[1])
+    assert annealed_temperature(0, 1) == REFINE_TAU[0] and annealed_temperature(1, 1) == pytest.approx(REFINE_TAU[1])
+
+
+def test_soft_rounding_mixes_the_two_neighbouring_integers_and_hardens_as_it_cools():
+    from vaelab.apps.codec.coders import soft_rounding
+
+    u = torch.tensor([-1.7, -0.2, 0.0, 0.3, 2.5, 3.9]).repeat(4000, 1)
+    for tau in (0.5, 0.1, 0.01):
+        soft = soft_rounding(u, tau, torch.Generator().manual_seed(0))
+        assert torch.all((soft >= torch.floor(u)) & (soft <= torch.floor(u) + 1))
+        assert torch.equal(soft, soft_rounding(u, tau, torch.Generator().manual_seed(0)))   # seeded
+    # Gumbel-softmax at temperature τ: P(up) = σ((atanh(r) − atanh(1 − r))/τ) for distance r
+    for tau in (0.5, 0.1):
+        up = (soft_rounding(u, tau, torch.Generator().manual_seed(1)) - torch.floor(u) > 0.5).double().mean(0)
+        r = (u[0] - torch.floor(u[0])).double().clamp(1e-5, 1 - 1e-5)
+        expected = torch.sigmoid((torch.atanh(r) - torch.atanh(1 - r)) / tau)
+        assert torch.allclose(up, expected, atol=0.03)
+    cold = soft_rounding(u, 0.01, torch.Generator().manual_seed(2))
+    assert (cold - torch.round(u)).abs()[:, [0, 1, 2, 3, 5]].max() < 1e-3   # all but 2.5 round to nearest
+    grad = torch.zeros(6, requires_grad=True)
+    soft_rounding(grad + 0.3, 0.5, torch.Generator().manual_seed(3)).sum().backward()
+    assert torch.all(grad.grad > 0)   # moving u up makes rounding up likelier: the mix follows it
+
+
 def test_refine_needs_a_rate_distortion_model(vae, digit_images):
     with pytest.raises(VaelabError, match="rate–distortion model"):
         codec.compress(vae, digit_images, quality=5, refine=3)

@@ -159,7 +159,7 @@ def test_refining_under_the_context_model_lowers_the_price(tiny_rd_context, digi
     plain = codec.compress(tiny_rd_context, digit_images, quality=2.0)
     refined = codec.compress(tiny_rd_context, digit_images, quality=2.0, refine=100)
     assert price(refined) < 0.99 * price(plain)   # 2 % lower here, with whole bytes per image
-    # refinement prices the rate under noise drawn from a fixed seed: the same file every time
+    # refinement draws its soft roundings from a fixed seed: the same file every time
     assert codec.compress(tiny_rd_context, digit_images, quality=2.0, refine=100) == refined
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Protocol
 
 import numpy as np
@@ -33,8 +34,12 @@ from .density import CodingTables, FactorisedDensity, coding_tables
 
 SCALAR_QUALITY_RANGE = (1.0, 20.0)
 BATCH = 256  # images per network call; fixed so a file always decodes in the same batches
-REFINE_LR = 0.001  # Adam step of latent refinement, in quantisation bins
-REFINE_SEED = 20170424  # of the uniform noise refinement prices the rate under (any fixed value)
+REFINE_LR = 0.005  # Adam step of latent refinement, in quantisation bins
+REFINE_SEED = 20170424  # of the Gumbel noise refinement draws its soft roundings with (any fixed value)
+# Temperature of the soft rounding: held at its start for the first REFINE_HOLD of the steps,
+# then lowered geometrically to its end, where the soft code is nearly the rounded one.
+REFINE_TAU = (0.5, 0.1)
+REFINE_HOLD = 0.3
 
 
 class LatentCoder(Protocol):
@@ -195,14 +200,16 @@ class RateDistortionCoder(NetworkCoder):
 
         The encoder is amortised: one network guesses a good code for every image. The
         decoder then gives each guess a price, rate + λ·distortion of its rounded code, and
-        that price can be lowered image by image by gradient descent on y. The descent follows
-        the training objective's proxy: the distortion of the rounded code (rounding passed
-        straight through) plus the rate of y under uniform noise of one bin, whose gradient is
-        smooth where the rounded code's rate is piecewise constant (7 % fewer bytes at 34 dB
-        instead of 5 % after 100 steps; docs/codec.md). The noise comes from a fixed seed, so
-        a file is the same on every run. Only the encoder changes; the file format and the
-        decoder do not. Each image keeps its cheapest code seen (priced exactly, rounded), so
-        refining never makes an image worse.
+        that price can be lowered image by image by gradient descent on y. The price of a
+        rounded code is piecewise constant in y, so the descent follows a smooth stand-in:
+        stochastic Gumbel annealing (Yang et al. 2020), where each element is a soft mix of
+        the two integers around it, leaning to the nearer one, and the rate and distortion
+        are those of the mix. As the temperature falls the mix hardens into a rounding that
+        was chosen for its price rather than its nearness (4 % fewer bytes at 34 dB than the
+        uniform-noise proxy after 200 steps; docs/codec.md). The Gumbel noise comes from a
+        fixed seed, so a file is the same on every run. Only the encoder changes; the file
+        format and the decoder do not. Each image keeps its cheapest code seen (priced
+        exactly, rounded), so refining never makes an image worse.
         """
         import torch
 
@@ -220,31 +227,60 @@ class RateDistortionCoder(NetworkCoder):
                 x = torch.from_numpy(np.ascontiguousarray(images[start:start + BATCH])).float().to(self._device) / 255.0
                 st = steps.to(self._device).expand(len(x), -1)
                 w = weights.to(self._device).expand(len(x), -1)
+
+                def price(code):  # (B, D) in bins -> (B,) rate + λ·distortion
+                    mean = model.likelihood(model.decode(code * st, w)).mean
+                    return model.rate_bits(code * st, st, w) + lam * ((mean - x) * 255.0).pow(2).flatten(1).mean(1)
+
                 # optimise u = y/Δ, so the learning rate is in quantisation bins
                 u = torch.from_numpy(y[start:start + BATCH] / step_values).float().to(self._device).requires_grad_()
                 optimizer = torch.optim.Adam([u], lr=REFINE_LR)
                 noise = torch.Generator(device=self._device).manual_seed(REFINE_SEED + start)
                 best_u, best = u.detach().clone(), torch.full((len(x),), float("inf"), device=self._device)
-                with torch.enable_grad():
-                    for _ in range(iterations + 1):
-                        hard = u + (torch.round(u) - u).detach()
-                        mean = model.likelihood(model.decode(hard * st, w)).mean
-                        distortion = lam * ((mean - x) * 255.0).pow(2).flatten(1).mean(1)
-                        with torch.no_grad():
-                            price = model.rate_bits(torch.round(u) * st, st, w) + distortion
-                        better = price < best
-                        best = torch.where(better, price, best)
+                for t in range(iterations + 1):
+                    with torch.no_grad():
+                        exact = price(torch.round(u))
+                        better = exact < best
+                        best = torch.where(better, exact, best)
                         best_u[better] = u.detach()[better]
-                        jitter = torch.rand(u.shape, generator=noise, device=self._device) - 0.5
-                        proxy = model.rate_bits((u + jitter) * st, st, w) + distortion
+                    if t == iterations:
+                        break
+                    with torch.enable_grad():
+                        proxy = price(soft_rounding(u, annealed_temperature(t, iterations), noise))
                         optimizer.zero_grad()
                         proxy.sum().backward()
-                        optimizer.step()
+                    optimizer.step()
                 out[start:start + BATCH] = (torch.round(best_u).double().cpu().numpy()) * step_values
         finally:
             for p, flag in zip(model.parameters(), frozen):
                 p.requires_grad_(flag)
         return out
+
+
+def annealed_temperature(step: int, steps: int) -> float:
+    """REFINE_TAU[0] for the first REFINE_HOLD of the steps, then geometrically down to REFINE_TAU[1]."""
+    hold = int(REFINE_HOLD * steps)
+    if step < hold:
+        return REFINE_TAU[0]
+    rate = math.log(REFINE_TAU[0] / REFINE_TAU[1]) / max(steps - hold, 1)
+    return REFINE_TAU[0] * math.exp(-rate * (step - hold))
+
+
+def soft_rounding(u, tau: float, generator):
+    """Stochastic Gumbel annealing's relaxed rounding of u (in bins) at temperature tau.
+
+    Each element becomes ⌊u⌋ + a, a ∈ (0, 1) a Gumbel-softmax sample between rounding down
+    (logit −atanh(r)/τ, r = u − ⌊u⌋ its distance) and up (−atanh(1 − r)/τ): the nearer integer
+    is the likelier, an integer a whole bin away has probability 0, and a → {0, 1} as τ → 0.
+    """
+    import torch
+
+    floor = torch.floor(u).detach()
+    r = (u - floor).clamp(1e-5, 1 - 1e-5)
+    logits = torch.stack([-torch.atanh(r), -torch.atanh(1 - r)], dim=-1) / tau
+    uniform = torch.rand(logits.shape, generator=generator, device=u.device).clamp(1e-10, 1 - 1e-10)
+    gumbel = -torch.log(-torch.log(uniform))
+    return floor + torch.softmax((logits + gumbel) / tau, dim=-1)[..., 1]
 
 
 class ContextRateDistortionCoder(RateDistortionCoder):
