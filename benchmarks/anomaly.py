@@ -48,11 +48,12 @@ def main(argv=None) -> int:
     from vaelab.apps.roc import auprc, auroc
     from vaelab.data import DataConfig, load_data
 
-    model = vaelab.load(args.run)
-    if model.run_config.data.name != "fashion-mnist":
-        print(f"warning: {args.run} was trained on {model.run_config.data.name}, not fashion-mnist", file=sys.stderr)
+    run = vaelab.open_run(args.run)
+    model = run.model
+    if run.config.data.name != "fashion-mnist":
+        print(f"warning: {args.run} was trained on {run.config.data.name}, not fashion-mnist", file=sys.stderr)
     rng = np.random.default_rng(args.seed)
-    test = run_images(model, "test", limit=None)                       # grey levels, (10000, 1, 28, 28)
+    test = run_images(run, "test", limit=None)                       # grey levels, (10000, 1, 28, 28)
     order = rng.permutation(len(test))
     inside = test[np.sort(order[:args.n])]
     flipped = np.ascontiguousarray(np.flip(test[np.sort(order[args.n:2 * args.n])], axis=2))
@@ -72,12 +73,13 @@ def main(argv=None) -> int:
         # (the same numbers, see tests/apps/test_anomaly.py) so that it can also report the
         # complexity score with every compressor from the same NLLs.
         table: dict[str, np.ndarray] = {}
-        views = settings.binarizations if model.run_config.data.binarize != "none" else 1
+        views = settings.binarizations if run.binarized else 1
         for v in range(views):
             one_view = dataclasses.replace(settings, seed=settings.seed + v, binarizations=1)
-            part = score_table(model, images, kinds if v == 0 else bound_kinds, one_view, progress=True)
+            part = score_table(model, images, kinds if v == 0 else bound_kinds, one_view, binarized=run.binarized,
+                               progress=True)
             if "complexity" in kinds:
-                view = likelihood_view(model, images, one_view.seed)
+                view = likelihood_view(images, run.binarized, one_view.seed)
                 nll = part["complexity"] + compressed_bits(view, settings.compressor)
                 for method in COMPRESSORS:
                     if method != settings.compressor:

@@ -91,7 +91,7 @@ def ideal_pca(pca, quality: float, images: np.ndarray) -> dict:
 
 
 def point(name, setting, images, decoded, bytes_per_image, one_image_bytes, encode_s, decode_s) -> dict:
-    from vaelab.apps.codec import metrics
+    from vaelab import metrics
 
     N, C, H, W = images.shape
     psnr = metrics.psnr(images, decoded)

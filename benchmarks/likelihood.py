@@ -39,8 +39,9 @@ def measure(run: Path, args) -> dict:
         m = mean_stderr(values)
         return m["mean"], m["stderr"]
 
-    model = vaelab.load(run)
-    test = load_data(model.run_config.data).split("test").images   # binarised once, seeded, as `evaluate` sees it
+    opened = vaelab.open_run(run)
+    model = opened.model
+    test = load_data(opened.config.data).split("test").images   # binarised once, seeded, as `evaluate` sees it
     start = time.perf_counter()
     full = iwae_bound(model, test, args.full_k, seed=args.seed,
                       progress=tqdm_progress(len(test), f"{run.name}: ELBO, all test images"))

@@ -56,10 +56,9 @@ def reference_loss(model, x):
     import torch
     import torch.nn.functional as F
 
-    from vaelab.models.objectives import training_loss
-
     if model.registry_name not in BASE_MODELS or model.config.likelihood != "bernoulli":
-        return training_loss(model, x).loss.mean()   # other objectives: the model's own loss
+        loss = model.config.loss()                   # other objectives: the model's own loss
+        return loss(model(x, **loss.forward_options), x).loss.mean()
     B = x.shape[0]
     if model.is_variational:
         mean, logvar = model.encoder(x).chunk(2, dim=-1)
@@ -102,7 +101,7 @@ def compare_model(name: str, args, splits) -> dict:
 
     from vaelab.models import build_model
     from vaelab.training import evaluate_loss, train
-    from vaelab.training.metrics import read_metrics
+    from vaelab.runs import read_metrics
 
     config = run_config(name, args)
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,7 +114,7 @@ def compare_model(name: str, args, splits) -> dict:
     model = build_model(config.model, splits.image_shape)
     torch.set_num_threads(args.threads or os.cpu_count())
     ref_seconds = train_reference(model, splits.train.images, args)
-    ref_test = evaluate_loss(model, splits.test.images, 1000, "cpu")["neg_elbo"]
+    ref_test = evaluate_loss(model, model.config.loss(), splits.test.images, 1000, "cpu")["neg_elbo"]
     images = steps * args.batch_size
     return {"model": name, "epochs": args.epochs, "train_images": len(splits.train),
             "vaelab_images_per_s": images / vaelab_seconds, "reference_images_per_s": images / ref_seconds,
@@ -189,7 +188,7 @@ def child_memory(impl: str, args) -> None:
 
 def ddp_scaling(args) -> list[dict]:
     """conv-vae, one epoch, the same global batch, under torchrun with 1 and 2 processes."""
-    from vaelab.training.metrics import read_metrics
+    from vaelab.runs import read_metrics
 
     rows = []
     cores = os.cpu_count() or 1

@@ -2,7 +2,8 @@
 
 The theory of "On variational autoencoders: theory and applications" (Sevkovych, 2023)
 lives in :mod:`vaelab.theory`; models, data, training, evaluation and applications build
-on it. ``vaelab.load(run_dir)`` returns a trained model ready to use.
+on it. ``vaelab.load(run_dir)`` returns a trained model ready to use; ``vaelab.open_run(run_dir)``
+returns it with its config and directory.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ __version__ = "0.1.0"
 
 from .errors import VaelabError
 
-__all__ = ["VaelabError", "__version__", "load"]
+__all__ = ["VaelabError", "__version__", "load", "open_run"]
 
 
 def load(run_dir, device: str = "cpu"):
@@ -23,3 +24,15 @@ def load(run_dir, device: str = "cpu"):
     from .runs import load_model
 
     return load_model(run_dir, device=device)
+
+
+def open_run(run_dir, device: str = "cpu"):
+    """A run directory as a :class:`vaelab.runs.Run`: its ``model`` (eval mode), ``config`` and ``dir``.
+
+    What code needs that must know where a model came from: its data set
+    (``vaelab.apps.run_images(run)``), whether it was trained on binarised images
+    (``run.binarized``), where to write beside it.
+    """
+    from .runs import open_run as _open_run
+
+    return _open_run(run_dir, device=device)

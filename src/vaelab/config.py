@@ -48,7 +48,12 @@ def _describe(tp: Any) -> str:
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; allow int where float is expected."""
+    """Check ``value`` against the annotation ``tp``; allow int where float is expected.
+
+    Types are strict: ``latent_dim = "16"`` is refused, not read as 16 (a string where a
+    number is due is nearly always a mistake in the file). The one text form accepted is a
+    list written as ``"784-400-20"``, the thesis' notation for widths (and the CLI's).
+    """
     origin = typing.get_origin(tp)
     if origin is list:
         (item_tp,) = typing.get_args(tp)
@@ -61,20 +66,14 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, str):
-            return _parse_scalar(value, int, where)
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
                 raise VaelabError(f"{where} must be a finite number, got {value!r}")
             return float(value)
-        if isinstance(value, str):
-            return _parse_scalar(value, float, where)
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -107,14 +106,24 @@ def _check_range(value: Any, f: dataclasses.Field, where: str) -> None:
 
 
 def from_dict(section: type[T], data: Mapping[str, Any], where: str = "") -> T:
-    """Build ``section`` from a mapping, refusing unknown keys and bad values by name."""
+    """Build ``section`` from a mapping, refusing unknown keys and bad values by name.
+
+    A section class may pick a subclass from the mapping itself with a classmethod
+    ``section_for(mapping)`` (the ``[model]`` table: its ``name`` chooses the model's own
+    config class), and may word the refusal of an unknown key with a classmethod
+    ``unknown_setting(key, where, known)``.
+    """
     if not isinstance(data, Mapping):
         raise VaelabError(f"{where or section.__name__} must be a table of settings, got {type(data).__name__}")
+    if hasattr(section, "section_for"):
+        section = section.section_for(data, where)
     known = {f.name: f for f in fields(section)}
     kwargs = {}
     for key, value in data.items():
         name = f"{where}.{key}" if where else str(key)
         if key not in known:
+            if hasattr(section, "unknown_setting"):
+                raise VaelabError(section.unknown_setting(str(key), name, sorted(known)))
             hint = difflib.get_close_matches(str(key), known, n=1)
             suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
             raise VaelabError(f"unknown setting '{name}'{suggestion}")

@@ -164,3 +164,14 @@ class Gaussian:
         sigma = torch.exp(torch.as_tensor(self.log_sigma, dtype=self.loc.dtype, device=self.loc.device))
         noise = torch.randn(self.loc.shape, generator=generator, device=self.loc.device, dtype=self.loc.dtype)
         return (self.loc + sigma * noise).clamp(0.0, 1.0)
+
+
+def discrete_log_prob(likelihood, x: torch.Tensor) -> torch.Tensor:
+    """log P(x) of 8-bit images under a pixel likelihood: a probability, never a density.
+
+    A density (the Gaussian) is scored by its mass on each pixel's 8-bit bin
+    (``discretized_log_prob``); a probability mass (Bernoulli, autoregressive Bernoulli) as it
+    is. Numbers computed this way are comparable across models and with a compressor's bits.
+    """
+    discretized = getattr(likelihood, "discretized_log_prob", None)
+    return discretized(x) if discretized is not None else likelihood.log_prob(x)

@@ -18,11 +18,12 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def digits(vae):
+def digits(tiny_vae_run):
     """100 held-out 8×8 digits, uint8 (100, 1, 8, 8)."""
     from vaelab.apps.common import run_images
+    from vaelab.runs import open_run
 
-    return run_images(vae, "test", 100)
+    return run_images(open_run(tiny_vae_run), "test", 100)
 
 
 @pytest.fixture

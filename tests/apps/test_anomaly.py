@@ -18,17 +18,13 @@ from vaelab.apps.complexity import compressed_bits
 from vaelab.apps.likelihood import _log_weights, likelihood_bits, likelihood_regret_bits
 from vaelab.apps.roc import auprc, auroc
 from vaelab.errors import VaelabError
-from vaelab.models.objectives import log_importance_weights
+from vaelab.models import log_weights
+from vaelab.models.outputs import decoded_output
 
 
-@pytest.fixture(scope="module")
-def binarizing_vae(tiny_vae_run):
-    """The tiny VAE, told that its run binarised the data (its likelihood then sees binary images)."""
-    import vaelab
-
-    model = vaelab.load(tiny_vae_run)
-    model.run_config.data.binarize = "dynamic"
-    return model
+def binarized_scores(model, images, kind, **settings):
+    """Scores as for a run trained on binarised images (its likelihood then sees binary images)."""
+    return anomaly_scores(model, images, kind, binarized=True, **settings)
 
 
 def test_score_names():
@@ -39,7 +35,8 @@ def test_log_weights_match_the_core_importance_weights(vae, digits):
     x = torch.from_numpy(digits[:6]).float() / 255
     with torch.no_grad():
         posterior = vae.encode(x)
-        theirs = log_importance_weights(vae, x, 5, torch.Generator().manual_seed(3), posterior)
+        z = posterior.sample(torch.Generator().manual_seed(3), n=5)
+        theirs = log_weights(decoded_output(vae, posterior, z), x, discrete=True)
         eps = torch.randn((5, 6, vae.latent_dim), generator=torch.Generator().manual_seed(3))
         ours = _log_weights(vae, x, posterior, eps)
     assert torch.allclose(ours, theirs, atol=1e-4)
@@ -53,30 +50,30 @@ def test_one_sample_nll_equals_the_elbo_and_more_samples_tighten_it(vae, digits)
     assert many["nll"].mean() < one["nll"].mean()
 
 
-def test_scores_do_not_depend_on_the_batch(binarizing_vae, digits):
-    alone = anomaly_scores(binarizing_vae, digits[3:4], "nll")
-    together = anomaly_scores(binarizing_vae, digits[:10], "nll")
+def test_scores_do_not_depend_on_the_batch(vae, digits):
+    alone = binarized_scores(vae, digits[3:4], "nll")
+    together = binarized_scores(vae, digits[:10], "nll")
     # the same random numbers; only float32 rounding may differ with the batch size
     assert alone[0] == pytest.approx(together[3], abs=1e-4)
 
 
-def test_binarised_view_is_a_seeded_bernoulli_sample_per_image(binarizing_vae, vae, digits):
-    view = likelihood_view(binarizing_vae, digits)
+def test_binarised_view_is_a_seeded_bernoulli_sample_per_image(vae, digits):
+    view = likelihood_view(digits, True)
     assert set(np.unique(view)) <= {0, 255}
-    assert np.array_equal(likelihood_view(binarizing_vae, digits[::-1]), view[::-1])
-    assert np.array_equal(likelihood_view(binarizing_vae, view), view)   # binary images pass unchanged
-    assert likelihood_view(vae, digits) is digits                        # a grey-level run sees grey levels
+    assert np.array_equal(likelihood_view(digits[::-1], True), view[::-1])
+    assert np.array_equal(likelihood_view(view, True), view)   # binary images pass unchanged
+    assert likelihood_view(digits, False) is digits            # a grey-level run sees grey levels
     # Over many seeds a pixel is white with probability value/255.
     grey = np.full((1, 1, 8, 8), 77, np.uint8)
-    share = np.mean([likelihood_view(binarizing_vae, grey, seed).mean() / 255 for seed in range(300)])
+    share = np.mean([likelihood_view(grey, True, seed).mean() / 255 for seed in range(300)])
     assert abs(share - 77 / 255) < 0.01
 
 
-def test_binarizations_average_the_scores_of_the_seeded_views(binarizing_vae, digits):
+def test_binarizations_average_the_scores_of_the_seeded_views(vae, digits):
     images = digits[:4]
-    averaged = anomaly_scores(binarizing_vae, images, "elbo", samples=4, seed=7, binarizations=3)
-    each = [anomaly_scores(binarizing_vae, likelihood_view(binarizing_vae, images, 7 + v), "elbo", samples=4,
-                           seed=7 + v, binarizations=1) for v in range(3)]
+    averaged = binarized_scores(vae, images, "elbo", samples=4, seed=7, binarizations=3)
+    each = [binarized_scores(vae, likelihood_view(images, True, 7 + v), "elbo", samples=4,
+                             seed=7 + v, binarizations=1) for v in range(3)]
     assert np.allclose(averaged, np.mean(each, axis=0), atol=1e-9)
 
 
@@ -86,13 +83,12 @@ def _png_bits(image: np.ndarray) -> float:
     return 8.0 * len(buffer.getvalue())
 
 
-def test_complexity_is_nll_bits_minus_png_bits(binarizing_vae, digits):
+def test_complexity_is_nll_bits_minus_png_bits(vae, digits):
     images = digits[:5]
     for views in (1, 3):   # with several binarised views, both terms are averaged over the same views
-        nll = anomaly_scores(binarizing_vae, images, "nll", seed=4, binarizations=views)
-        complexity = anomaly_scores(binarizing_vae, images, "complexity", seed=4, compressor="png",
-                                    binarizations=views)
-        png = np.mean([[_png_bits(im) for im in likelihood_view(binarizing_vae, images, 4 + v)]
+        nll = binarized_scores(vae, images, "nll", seed=4, binarizations=views)
+        complexity = binarized_scores(vae, images, "complexity", seed=4, compressor="png", binarizations=views)
+        png = np.mean([[_png_bits(im) for im in likelihood_view(images, True, 4 + v)]
                        for v in range(views)], axis=0)
         assert np.allclose(complexity, nll - png, atol=1e-6)
 
@@ -208,20 +204,21 @@ def test_threshold_is_the_quantile_of_the_fit_scores(vae, digits):
 def test_threshold_is_cached_in_the_run_and_reused(tiny_vae_run, digits, monkeypatch):
     import vaelab
 
-    model = vaelab.load(tiny_vae_run)
+    run = vaelab.open_run(tiny_vae_run)
+    model = run.model
     (tiny_vae_run / "anomaly.json").unlink(missing_ok=True)
-    first = AnomalyDetector(model, "elbo", samples=4).fit_cached("val", 50)
+    first = AnomalyDetector(model, "elbo", samples=4, run=run).fit_cached("val", 50)
     cache = json.loads((tiny_vae_run / "anomaly.json").read_text())
     assert cache["detectors"][0]["threshold"] == first.threshold
 
     def no_scoring(*args, **kwargs):
         raise AssertionError("a cached threshold must not be refitted")
 
-    second = AnomalyDetector(model, "elbo", samples=4)
+    second = AnomalyDetector(model, "elbo", samples=4, run=run)
     monkeypatch.setattr(second, "score", no_scoring)
     assert second.fit_cached("val", 50).threshold == first.threshold
     # Other settings are another entry: they are fitted, not taken from the cache.
-    third = AnomalyDetector(model, "elbo", samples=5)
+    third = AnomalyDetector(model, "elbo", samples=5, run=run)
     assert not third.load("run val split, 50 images")
 
 

@@ -14,10 +14,11 @@ from vaelab.errors import VaelabError
 @pytest.fixture(scope="module")
 def vae_2d():
     """An untrained conv VAE with a 2-D latent: the z grid does not depend on training."""
-    from vaelab.models import ModelConfig, build_model
+    from vaelab.models import build_model
+    from vaelab.models.vae import ConvVAEConfig
 
     torch.manual_seed(0)
-    return build_model(ModelConfig(name="conv-vae", latent_dim=2), (1, 8, 8)).eval()
+    return build_model(ConvVAEConfig(latent_dim=2), (1, 8, 8)).eval()
 
 
 def test_quantile_grid_is_the_normal_inverse_cdf_at_bin_midpoints():

@@ -7,10 +7,12 @@ import pytest
 import torch
 
 import vaelab
+from vaelab import metrics
 from vaelab import VaelabError
 from vaelab.apps import codec
 from vaelab.apps.codec import container
-from vaelab.apps.codec.coders import scalar_step
+from vaelab.apps.codec.refine import refine
+from vaelab.models.entropy_models import scalar_step
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,7 @@ def test_many_images_share_one_header(request, digit_images, which, coder):
     info = codec.inspect(data)
     assert info["images"] == len(digit_images) and info["image_shape"] == [1, 8, 8]
     assert info["header_bytes"] + sum(info["image_bytes"]) == info["total_bytes"] == len(data)
-    assert info["fingerprint"] == codec.model_fingerprint(tiny_rd).hex()
+    assert info["fingerprint"] == codec.coder_for(tiny_rd).fingerprint.hex()
     assert info["coder"] == coder and info["quality"] == 3.0     # default: the best level
     # one image alone: its bitstream is the same bytes, the header is paid in full
     alone = codec.compress(tiny_rd, digit_images[5:6])
@@ -123,17 +125,17 @@ def test_wrong_model_names_the_fingerprints(tiny_rd, vae, digit_images):
     with pytest.raises(VaelabError) as excinfo:
         codec.decompress(data, vae)
     message = str(excinfo.value)
-    assert codec.model_fingerprint(tiny_rd).hex() in message and codec.model_fingerprint(vae).hex() in message
+    assert codec.coder_for(tiny_rd).fingerprint.hex() in message and codec.coder_for(vae).fingerprint.hex() in message
     assert "\n" not in message
 
 
 def test_a_changed_weight_changes_the_fingerprint(tiny_rd_run):
     model = vaelab.load(tiny_rd_run)
-    before = codec.model_fingerprint(model)
+    before = codec.coder_for(model).fingerprint
     with torch.no_grad():
         p = next(model.parameters())
         p.view(-1)[0] = torch.nextafter(p.view(-1)[0], torch.tensor(1e9))   # one ulp
-    assert codec.model_fingerprint(model) != before
+    assert codec.coder_for(model).fingerprint != before
 
 
 def test_checksum_is_checked_before_the_model_is_used(tiny_rd, digit_images):
@@ -169,19 +171,19 @@ def test_refined_codes_decode_with_the_same_decoder_and_cost_no_more(tiny_rd, di
     def price(data):
         decoded = codec.decompress(data, tiny_rd)
         bits = np.array(codec.inspect(data)["image_bytes"]) * 8
-        return bits, codec.metrics.mse(digit_images, decoded)
+        return bits, metrics.mse(digit_images, decoded)
 
     plain = codec.compress(tiny_rd, digit_images, quality=quality)
     refined = codec.compress(tiny_rd, digit_images, quality=quality, refine=100)
     # the ideal price (what refinement minimises) of the codes in each file
     tables = coder.tables(quality)
     y = coder.analysis(digit_images)
-    y_refined = coder.refine(digit_images, y, quality, 100)
+    y_refined = refine(coder, digit_images, y, quality, 100)
 
     def ideal(latents):
         symbols = tables.symbols(latents)
         decoded = coder.synthesis(tables.values(symbols), quality)
-        return tables.bits(symbols) + lam * codec.metrics.mse(digit_images, decoded)
+        return tables.bits(symbols) + lam * metrics.mse(digit_images, decoded)
 
     assert np.all(ideal(y_refined) <= ideal(y) + 1.0)   # +1: uint8 rounding of the decoded pixels
     assert ideal(y_refined).mean() < 0.99 * ideal(y).mean()   # and it does lower it (2 % here)
@@ -192,7 +194,7 @@ def test_refined_codes_decode_with_the_same_decoder_and_cost_no_more(tiny_rd, di
 
 
 def test_the_refinement_temperature_holds_then_falls_to_its_end():
-    from vaelab.apps.codec.coders import REFINE_HOLD, REFINE_TAU, annealed_temperature
+    from vaelab.apps.codec.refine import REFINE_HOLD, REFINE_TAU, annealed_temperature
 
     steps = 200
     taus = [annealed_temperature(t, steps) for t in range(steps + 1)]
@@ -204,7 +206,7 @@ def test_the_refinement_temperature_holds_then_falls_to_its_end():
 
 
 def test_soft_rounding_mixes_the_two_neighbouring_integers_and_hardens_as_it_cools():
-    from vaelab.apps.codec.coders import soft_rounding
+    from vaelab.apps.codec.refine import soft_rounding
 
     u = torch.tensor([-1.7, -0.2, 0.0, 0.3, 2.5, 3.9]).repeat(4000, 1)
     for tau in (0.5, 0.1, 0.01):
@@ -255,7 +257,7 @@ def test_compress_to_psnr_finds_the_lowest_quality_reaching_the_target(request, 
 
     def reached(quality: float) -> float:
         data = codec.compress(model, images, quality=quality)
-        return float(codec.metrics.psnr(images, codec.decompress(data, model)).mean())
+        return float(metrics.psnr(images, codec.decompress(data, model)).mean())
 
     lo, hi = codec.coder_for(model).quality_range
     target = (reached(lo) + reached(hi)) / 2

@@ -13,11 +13,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vaelab import metrics
 from vaelab import VaelabError
 from vaelab.apps import codec
-from vaelab.apps.codec import context
-from vaelab.apps.codec.coders import ContextRateDistortionCoder
-from vaelab.models import ModelConfig, build_model
+from vaelab.models import rd_context_exact as context
+from vaelab.models import build_model
+from vaelab.models.rd import RateDistortionConfig
 from vaelab.models.rd_context import LatentContextModel
 
 
@@ -126,15 +127,15 @@ def test_the_integer_copy_predicts_what_the_network_does(tiny_rd_context, digit_
 def test_decoding_recovers_the_clamped_code_even_for_wild_latents(tiny_rd_context):
     """Latents far outside anything trained are clamped to the tables' support, and decoding
     gives back exactly the values the encoder coded: decoding again after re-encoding changes nothing."""
-    coder = ContextRateDistortionCoder(tiny_rd_context)
+    coder = tiny_rd_context.entropy_model()
     rng = np.random.default_rng(1)
     D = tiny_rd_context.latent_dim
     y = np.concatenate([rng.normal(0, 1, (3, D)), rng.normal(0, 1e4, (3, D)), np.full((1, D), 1e9)])
-    payloads = coder.entropy_encode(y, 2.0)
-    values = coder.entropy_decode(payloads, 2.0)
+    payloads = coder.compress_latents(y, 2.0)
+    values = coder.decompress_latents(payloads, 2.0)
     assert np.all(np.isfinite(values))
-    assert coder.entropy_encode(values, 2.0) == payloads
-    assert np.array_equal(coder.entropy_decode(payloads, 2.0), values)
+    assert coder.compress_latents(values, 2.0) == payloads
+    assert np.array_equal(coder.decompress_latents(payloads, 2.0), values)
     small = np.abs(y[:3] / coder.steps(2.0)) < 30
     assert np.array_equal(values[:3][small], (np.rint(y[:3] / coder.steps(2.0)) * coder.steps(2.0))[small])
 
@@ -154,7 +155,7 @@ def test_refining_under_the_context_model_lowers_the_price(tiny_rd_context, digi
     def price(data):
         decoded = codec.decompress(data, tiny_rd_context)
         bits = np.array(codec.inspect(data)["image_bytes"]) * 8
-        return (bits + lam * codec.metrics.mse(digit_images, decoded)).sum()
+        return (bits + lam * metrics.mse(digit_images, decoded)).sum()
 
     plain = codec.compress(tiny_rd_context, digit_images, quality=2.0)
     refined = codec.compress(tiny_rd_context, digit_images, quality=2.0, refine=100)
@@ -171,8 +172,8 @@ def test_a_context_model_has_no_fixed_tables(tiny_rd_context):
 @pytest.fixture(scope="module", params=[1, 2], ids=["one-group", "two-groups"])
 def untrained(request):
     torch.manual_seed(0)
-    config = ModelConfig(name="conv-rd", hidden=[8, 8], latent_channels=4, rd_lambdas=[0.1, 1.0], rd_context=8,
-                         rd_context_groups=request.param)
+    config = RateDistortionConfig(hidden=[8, 8], latent_channels=4, rd_lambdas=[0.1, 1.0], rd_context=8,
+                                  rd_context_groups=request.param)
     model = build_model(config, (1, 8, 8)).eval()
     _randomised(model.context, 4)
     return model

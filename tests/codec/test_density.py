@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from vaelab import VaelabError
-from vaelab.apps.codec.density import TAIL_MASS, FactorisedDensity, coding_tables
+from vaelab.coding.density import TAIL_MASS, FactorisedDensity, coding_tables
 
 
 def _check_rows(tables, cdf):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from vaelab import VaelabError
-from vaelab.apps.codec import entropy
-from vaelab.apps.codec.density import FactorisedDensity, coding_tables
+from vaelab.coding import rangecoder as entropy
+from vaelab.coding.density import FactorisedDensity, coding_tables
 
 
 def _tables(dims: int, seed: int):
@@ -31,7 +31,10 @@ def _draw(tables, rng, n):
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 64), st.integers(0, 2**32 - 1))
 def test_round_trip_is_exact(dims, seed):
-    tables = _tables(dims, seed)
+    try:
+        tables = _tables(dims, seed)
+    except VaelabError:   # a random step far finer than its density's spread: refused by design
+        assume(False)
     rng = np.random.default_rng(seed)
     for symbols in _draw(tables, rng, 3):
         data = entropy.encode(symbols, tables)

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from vaelab import VaelabError
 from vaelab.apps import codec
 from vaelab.apps.codec import container
-from vaelab.models import ModelConfig, build_model
+from vaelab.models import build_model
+from vaelab.models.rd import RateDistortionConfig
 
 FUZZ = settings(deadline=timedelta(seconds=2), derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -34,7 +35,7 @@ FUZZ = settings(deadline=timedelta(seconds=2), derandomize=True, database=None,
 def model():
     """An untrained conv-rd (the decoder's work does not depend on training)."""
     torch.manual_seed(0)
-    config = ModelConfig(name="conv-rd", hidden=[8, 8], latent_channels=4, rd_lambdas=[0.1, 1.0])
+    config = RateDistortionConfig(hidden=[8, 8], latent_channels=4, rd_lambdas=[0.1, 1.0])
     return build_model(config, (1, 8, 8)).eval()
 
 
@@ -119,7 +120,7 @@ def test_damaged_files_with_a_recomputed_checksum(model, valid, seed):
        payload=st.binary(max_size=120))
 def test_random_header_fields(model, coder, version, right_fingerprint, quality, shape, right_shape, count,
                               lengths, payload):
-    fingerprint = codec.model_fingerprint(model) if right_fingerprint else bytes(8)
+    fingerprint = codec.coder_for(model).fingerprint if right_fingerprint else bytes(8)
     if right_shape:
         shape = (1, 8, 8)
     body = bytearray(struct.pack("<3sBB8sf", container.MAGIC, version, coder, fingerprint, quality))

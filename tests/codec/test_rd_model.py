@@ -9,14 +9,20 @@ import pytest
 import torch
 
 from vaelab import VaelabError
-from vaelab.apps.codec.coders import coder_for
-from vaelab.models import ModelConfig, build_model, training_loss
-from vaelab.models.rd import GDN, ResidualBlock
+from vaelab.apps.codec import coder_for
+from vaelab.config import from_dict
+from vaelab.models import ModelConfig, build_model
+from vaelab.models.rd import GDN, RateDistortionConfig, ResidualBlock
+
+
+def training_loss(model, x):
+    """The loss training minimises: the config's rate–distortion loss on the model's output."""
+    return model.config.loss()(model(x), x)
 
 
 def _model(levels=(0.1, 1.0, 10.0), shape=(1, 8, 8), channels=4, seed=0, **options):
     torch.manual_seed(seed)
-    config = ModelConfig(name="conv-rd", hidden=[8, 8], latent_channels=channels, rd_lambdas=list(levels), **options)
+    config = RateDistortionConfig(hidden=[8, 8], latent_channels=channels, rd_lambdas=list(levels), **options)
     return build_model(config, shape)
 
 
@@ -73,12 +79,12 @@ def test_loss_is_rate_plus_lambda_times_distortion():
     model = _model(levels=(2.5,)).eval()
     x = torch.rand(4, 1, 8, 8)
     terms = training_loss(model, x)
-    assert torch.allclose(terms.loss, terms.kl + 2.5 * terms.reconstruction)
+    assert torch.allclose(terms.loss, terms.rate + 2.5 * terms.distortion)
     # eval mode: the code is rounded; distortion is the MSE of the decoded mean in [0,255]² units
     with torch.no_grad():
         out = model(x)
         mse = ((model.likelihood(out.x_hat).mean - x) * 255).pow(2).flatten(1).mean(1)
-    assert torch.allclose(terms.reconstruction, mse, rtol=1e-5)
+    assert torch.allclose(terms.distortion, mse, rtol=1e-5)
 
 
 @pytest.mark.parametrize("shape, options", [((1, 8, 8), {}), ((3, 7, 9), {}), ((1, 28, 28), {}),
@@ -113,10 +119,10 @@ def test_straight_through_decoder_sees_the_rounded_code_and_the_rate_the_noisy_o
     rounded = torch.round(y / steps) * steps
     with torch.no_grad():
         mse = ((model.likelihood(model.decode(rounded)).mean - x) * 255).pow(2).flatten(1).mean(1)
-        assert torch.allclose(terms.reconstruction, mse, rtol=1e-5)
-        assert torch.allclose(terms.kl, model.rate_bits(noisy, steps), rtol=1e-5)
+        assert torch.allclose(terms.distortion, mse, rtol=1e-5)
+        assert torch.allclose(terms.rate, model.rate_bits(noisy, steps), rtol=1e-5)
     # gradients pass the rounding: the encoder learns from the distortion, and so do the steps
-    (terms.reconstruction.sum()).backward()
+    (terms.distortion.sum()).backward()
     assert float(model.encoder.net[0].weight.grad.abs().sum()) > 0
     assert float(model.raw_log_steps.grad.abs().sum()) > 0
 
@@ -157,7 +163,7 @@ def test_a_new_residual_block_is_the_identity_and_then_learns():
 
 
 def test_config_errors():
-    with pytest.raises(VaelabError, match="rate-distortion"):
-        build_model(ModelConfig(name="conv-rd", objective="elbo"), (1, 8, 8))
+    with pytest.raises(VaelabError, match="'objective' is not a setting of the conv-rd model"):
+        from_dict(ModelConfig, {"name": "conv-rd", "objective": "elbo"})
     with pytest.raises(VaelabError, match="distinct"):
-        build_model(ModelConfig(name="conv-rd", rd_lambdas=[1.0, 1.0]), (1, 8, 8))
+        build_model(RateDistortionConfig(rd_lambdas=[1.0, 1.0]), (1, 8, 8))

@@ -23,7 +23,13 @@ def test_defaults_round_trip_through_toml(tmp_path):
 
 
 @pytest.mark.parametrize("data, fragment", [
-    ({"model": {"latnt_dim": 3}}, "unknown setting 'model.latnt_dim' (did you mean 'latent_dim'?)"),
+    ({"model": {"latnt_dim": 3}}, "'model.latnt_dim' is not a setting of the conv-vae model (did you mean 'latent_dim'?"),
+    ({"model": {"name": "conv-rd", "latent_dim": 7}}, "'model.latent_dim' is not a setting of the conv-rd model"),
+    ({"model": {"name": "conv-vae", "rd_context": 8}}, "'model.rd_context' is not a setting of the conv-vae model"),
+    ({"model": {"name": "conv-rd", "beta": 5}}, "'model.beta' is not a setting of the conv-rd model"),
+    ({"model": {"latent_dim": "16"}}, "model.latent_dim must be an integer, got '16'"),
+    ({"train": {"deterministic": "yes"}}, "train.deterministic must be true or false"),
+    ({"model": {"name": "no-such-model"}}, "unknown model 'no-such-model'"),
     ({"trian": {}}, "unknown setting 'trian'"),
     ({"model": {"latent_dim": 0}}, "model.latent_dim must be ≥ 1"),
     ({"model": {"latent_dim": "many"}}, "model.latent_dim must be an integer"),

@@ -7,8 +7,8 @@ import torch
 
 from vaelab.config import from_dict
 from vaelab.errors import VaelabError
-from vaelab.models import ModelConfig, build_model, elbo, iwae, model_names, training_loss
-from vaelab.models.objectives import log_importance_weights
+from vaelab.models import ModelConfig, build_model, elbo, iwae, log_weights, model_names
+from vaelab.models.outputs import decoded_output
 from vaelab.theory import Decoder, Encoder
 
 SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32), (1, 64, 64), (3, 7, 9)]
@@ -19,6 +19,12 @@ def make(name, shape, **kw):
     cfg = from_dict(ModelConfig, {"name": name, "latent_dim": 4, **kw})
     torch.manual_seed(0)
     return build_model(cfg, shape)
+
+
+def training_loss(model, x):
+    """The loss training minimises for ``model``: its config's loss on its forward output."""
+    loss = model.config.loss()
+    return loss(model(x, **loss.forward_options), x)
 
 
 def test_registry_lists_the_four_base_models():
@@ -80,7 +86,9 @@ def test_iwae_bound_tightens_with_k_and_k1_is_the_elbo_in_expectation():
     model = make("mlp-vae", (1, 8, 8))
     x = (torch.rand(2, 1, 8, 8) > 0.5).float()
     with torch.no_grad():
-        log_w = log_importance_weights(model, x, 4000, torch.Generator().manual_seed(0))
+        posterior = model.encode(x)
+        z = posterior.sample(torch.Generator().manual_seed(0), n=4000)      # (K, B, D)
+        log_w = log_weights(decoded_output(model, posterior, z), x)
         elbo_mc = log_w.mean(0)                               # E_q[log w] = ELBO
         bound_k = {k: (torch.logsumexp(log_w[:k], 0) - math.log(k)) for k in (1, 10, 1000)}
         closed = -elbo(model(x), x).negative_elbo             # one-sample ELBO, noisy
@@ -88,7 +96,7 @@ def test_iwae_bound_tightens_with_k_and_k1_is_the_elbo_in_expectation():
     torch.testing.assert_close(elbo_mc, analytic_elbo, atol=0.3, rtol=0)
     assert (bound_k[1000] >= elbo_mc).all()
     assert torch.isfinite(closed).all()
-    terms = iwae(model, x, 16)
+    terms = iwae(model(x, samples=16), x)
     assert terms.loss.shape == (2,)
 
 
@@ -119,5 +127,5 @@ def test_autoencoder_tracks_code_statistics_in_training():
 
 def test_wrong_input_shape_is_named():
     model = make("conv-vae", (1, 28, 28))
-    with pytest.raises(VaelabError, match=r"\(1, 28, 28\)"):
-        model.check_input(torch.rand(2, 3, 28, 28))
+    with pytest.raises(VaelabError, match=r"\(B, 1, 28, 28\); got \(2, 3, 28, 28\)"):
+        model.encode(torch.rand(2, 3, 28, 28))

@@ -83,7 +83,7 @@ def test_elbo_is_autoregressive_log_likelihood_plus_kl():
     kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(1)
     torch.testing.assert_close(terms.reconstruction, bce, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(terms.kl, kl)
-    bound = iwae(model, x, k=8).loss
+    bound = iwae(model(x, samples=8), x).loss
     assert bound.shape == (3,) and torch.isfinite(bound).all()
 
 

@@ -116,12 +116,13 @@ def test_a_run_directory_under_a_regular_file_is_one_line(tmp_path, cli, one_err
 def test_a_full_disk_while_appending_metrics_is_one_line(tmp_path, monkeypatch, tiny_config):
     # Appends are not atomic writes: a full disk there must still be a VaelabError, and the
     # records of the last checkpoint must still be readable afterwards.
+    from vaelab.runs import read_metrics
     from vaelab.training import metrics
 
     run = tmp_path / "run"
     train(tiny_config(epochs=1), run, progress=False)
     # what the checkpoint vouches for (the final record is written again when a resumed run ends)
-    kept = [r for r in metrics.read_metrics(run / "metrics.jsonl") if r["event"] != "final"]
+    kept = [r for r in read_metrics(run / "metrics.jsonl") if r["event"] != "final"]
 
     class FullDisk:
         def __init__(self, handle):
@@ -143,5 +144,5 @@ def test_a_full_disk_while_appending_metrics_is_one_line(tmp_path, monkeypatch, 
     assert str(err.value).startswith(f"{run / 'metrics.jsonl'}: could not be appended to (the disk is full)")
     assert "the records up to the last checkpoint are intact" in str(err.value)
     monkeypatch.undo()
-    assert metrics.read_metrics(run / "metrics.jsonl") == kept
+    assert read_metrics(run / "metrics.jsonl") == kept
     assert load_checkpoint(run)["state"]["epoch"] == 1

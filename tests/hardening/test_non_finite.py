@@ -12,7 +12,7 @@ import torch
 from vaelab.errors import VaelabError
 from vaelab.training import train
 from vaelab.training.checkpoint import load_checkpoint
-from vaelab.training.metrics import read_metrics
+from vaelab.runs import read_metrics
 
 STEPS_PER_EPOCH = 8
 
@@ -20,24 +20,23 @@ STEPS_PER_EPOCH = 8
 @pytest.fixture
 def poison(monkeypatch):
     """``poison({step: (term, value)})``: that training step's ``term`` becomes ``value`` (NaN or ±Inf)."""
-    from vaelab.training import engine
+    from vaelab.models.losses import ELBO
 
     def install(faults: dict[int, tuple[str, float]]):
-        real = engine.training_loss
+        real = ELBO.__call__
         calls = {"n": 0}
 
-        def faulty(model, x, kl_weight=1.0):
-            terms = real(model, x, kl_weight)
-            if model.training:  # validation and test evaluations are not training steps
+        def faulty(self, output, x, kl_weight=1.0):
+            terms = real(self, output, x, kl_weight)
+            if torch.is_grad_enabled():  # validation and test evaluations (no_grad) are not training steps
                 calls["n"] += 1
                 if calls["n"] in faults:
                     term, value = faults[calls["n"]]
-                    bad = getattr(terms, term) + value
-                    setattr(terms, term, bad)
+                    terms.parts[term] = terms.parts[term] + value
                     terms.loss = terms.loss + value
             return terms
 
-        monkeypatch.setattr(engine, "training_loss", faulty)
+        monkeypatch.setattr(ELBO, "__call__", faulty)
 
     return install
 

@@ -237,7 +237,7 @@ def test_anomaly_scores_and_thresholds_follow_their_definitions(client, explorer
     # reconstruction: the mean squared error per pixel on [0, 1], as the upload's own mse
     assert by_name["reconstruction"]["score"] == pytest.approx(result["mse"])
     # its threshold: the 0.95 quantile of the same error over the run's validation images
-    val = run_images(explorer.model, "val", 2000)
+    val = run_images(explorer.run, "val", 2000)
     with torch.no_grad():
         recon = uint8_of(explorer.model.reconstruct(torch.from_numpy(val).float() / 255))
     errors = ((val / 255.0 - recon / 255.0) ** 2).reshape(len(val), -1).mean(axis=1)

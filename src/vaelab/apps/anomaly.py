@@ -39,7 +39,8 @@ import numpy as np
 
 from ..errors import VaelabError
 from ..fileio import atomic_write_json, read_json
-from .common import BATCH_SIZE, binarizes, check_images, likelihood_view, require_variational, run_images
+from ..runs import Run
+from .common import BATCH_SIZE, check_images, likelihood_view, require_variational, run_images
 from .complexity import COMPRESSORS, compressed_bits
 from .likelihood import likelihood_bits, likelihood_regret_bits
 from .reconstruction import reconstruct_images
@@ -91,8 +92,12 @@ def check_score(model, kind: str) -> None:
 
 
 def score_table(model, images: np.ndarray, kinds, settings: ScoreSettings | None = None, *,
-                batch_size: int = BATCH_SIZE, progress: bool = False) -> dict[str, np.ndarray]:
-    """Several scores of uint8 (N, C, H, W) images at once: {kind: (N,) float64}; shared work is done once."""
+                binarized: bool = False, batch_size: int = BATCH_SIZE, progress: bool = False) -> dict[str, np.ndarray]:
+    """Several scores of uint8 (N, C, H, W) images at once: {kind: (N,) float64}; shared work is done once.
+
+    ``binarized``: the model was trained on binarised images (``Run.binarized``), so its
+    likelihood scores binarised views of the images.
+    """
     settings = settings or ScoreSettings()
     kinds = list(dict.fromkeys(kinds))
     for kind in kinds:
@@ -105,10 +110,10 @@ def score_table(model, images: np.ndarray, kinds, settings: ScoreSettings | None
         return {k: out[k] for k in kinds}
     # A binarising run's bound-based scores are averaged over several binarised views (seeds seed,
     # seed + 1, …); grey-level runs have one view, the images themselves.
-    views = settings.binarizations if binarizes(model) else 1
+    views = settings.binarizations if binarized else 1
     if set(kinds) & {"nll", "elbo", "complexity"}:
         for v in range(views):
-            view = likelihood_view(model, images, settings.seed + v)
+            view = likelihood_view(images, binarized, settings.seed + v)
             bits = likelihood_bits(model, view, settings.samples, settings.seed + v, batch_size=batch_size,
                                    progress=progress)
             part = {"nll": bits["nll"], "elbo": bits["elbo"]}
@@ -118,19 +123,19 @@ def score_table(model, images: np.ndarray, kinds, settings: ScoreSettings | None
                 out[kind] = out.get(kind, 0.0) + part[kind] / views
     if "regret" in kinds:
         # One view only: re-fitting every posterior costs as much as ten likelihood passes.
-        out["regret"] = likelihood_regret_bits(model, likelihood_view(model, images, settings.seed),
+        out["regret"] = likelihood_regret_bits(model, likelihood_view(images, binarized, settings.seed),
                                                settings.regret_steps, settings.regret_lr, settings.regret_samples,
                                                settings.seed, batch_size=batch_size, progress=progress)
     return {k: out[k] for k in kinds}
 
 
-def anomaly_scores(model, images: np.ndarray, kind: str = "complexity", *, progress: bool = False,
-                   **settings) -> np.ndarray:
+def anomaly_scores(model, images: np.ndarray, kind: str = "complexity", *, binarized: bool = False,
+                   progress: bool = False, **settings) -> np.ndarray:
     """(N,) anomaly scores of uint8 (N, C, H, W) images, higher = more anomalous.
 
     ``settings`` are the fields of :class:`ScoreSettings` (samples, seed, compressor, regret_*).
     """
-    return score_table(model, images, [kind], ScoreSettings(**settings), progress=progress)[kind]
+    return score_table(model, images, [kind], ScoreSettings(**settings), binarized=binarized, progress=progress)[kind]
 
 
 def model_fingerprint(model) -> str:
@@ -147,14 +152,19 @@ class AnomalyDetector:
     ``score(images)`` (higher = more anomalous) and ``is_anomaly(images)``.
 
     ``quantile`` is the share of in-distribution fit images that fall below the threshold
-    (0.95: about 5 % false alarms on new in-distribution images).
+    (0.95: about 5 % false alarms on new in-distribution images). With ``run`` (a
+    :class:`vaelab.runs.Run`, ``vaelab.runs.open_run(dir)``) the detector knows whether the
+    model was trained on binarised images, can fit on the run's own images
+    (:meth:`fit_cached`) and caches thresholds in its directory.
     """
 
-    def __init__(self, model, score: str = "complexity", quantile: float = 0.95, **settings):
+    def __init__(self, model, score: str = "complexity", quantile: float = 0.95, *, run: Run | None = None,
+                 **settings):
         check_score(model, score)
         if not 0.0 < quantile < 1.0:
             raise VaelabError(f"the threshold quantile must lie strictly between 0 and 1, got {quantile}")
         self.model = model
+        self.run = run
         self.kind = score
         self.quantile = float(quantile)
         self.settings = ScoreSettings(**settings)
@@ -166,7 +176,9 @@ class AnomalyDetector:
 
     def score(self, images: np.ndarray, progress: bool = False) -> np.ndarray:
         """(N,) scores of uint8 (N, C, H, W) images, higher = more anomalous."""
-        return score_table(self.model, images, [self.kind], self.settings, progress=progress)[self.kind]
+        binarized = self.run is not None and self.run.binarized
+        return score_table(self.model, images, [self.kind], self.settings, binarized=binarized,
+                           progress=progress)[self.kind]
 
     def fit(self, train_images: np.ndarray, progress: bool = False, source: str | None = None) -> "AnomalyDetector":
         """Set the threshold to the ``quantile`` of the scores of in-distribution ``train_images``."""
@@ -190,10 +202,10 @@ class AnomalyDetector:
     def _cache_path(self, path=None) -> Path:
         if path is not None:
             return Path(path)
-        run_dir = getattr(self.model, "run_dir", None)
-        if run_dir is None:
-            raise VaelabError("this model has no run directory to cache the threshold in; pass a path")
-        return Path(run_dir) / CACHE_FILE
+        if self.run is None:
+            raise VaelabError("this detector has no run directory to cache the threshold in; pass a path "
+                              "(or create it with run=vaelab.runs.open_run(dir))")
+        return self.run.dir / CACHE_FILE
 
     def save(self, path=None) -> Path:
         """Store the fitted threshold in ``RUN/anomaly.json`` (or ``path``), replacing an entry with the same key."""
@@ -222,7 +234,10 @@ class AnomalyDetector:
         source = f"run {split} split, {limit} images"
         if not refit and self.load(source):
             return self
-        self.fit(run_images(self.model, split, limit), progress=progress, source=source)
+        if self.run is None:
+            raise VaelabError("fitting on the run's own images needs the run: create the detector with "
+                              "run=vaelab.runs.open_run(dir)")
+        self.fit(run_images(self.run, split, limit), progress=progress, source=source)
         self.save()
         return self
 

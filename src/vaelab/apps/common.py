@@ -18,13 +18,10 @@ import numpy as np
 import torch
 
 from ..errors import VaelabError
+from ..models.base import device_of
+from ..runs import Run
 
 BATCH_SIZE = 256  # images per forward pass: fast on CPUs, small enough for any GPU
-
-
-def device_of(model) -> torch.device:
-    return next(model.parameters()).device
-
 
 def check_images(model, images: np.ndarray, what: str = "images") -> np.ndarray:
     """Validate a uint8 (N, C, H, W) batch for ``model``; a single (C, H, W) image is refused."""
@@ -97,20 +94,6 @@ def generator(model, seed: int | None) -> torch.Generator | None:
     return torch.Generator(device=device_of(model)).manual_seed(int(seed))
 
 
-def latent_gaussian(model) -> tuple[torch.Tensor, torch.Tensor]:
-    """The Gaussian the model samples latents from: (mean (D,), covariance (D, D)).
-
-    A VAE's prior is N(0, I) (Kingma & Welling 2014). A plain autoencoder has no prior; it keeps
-    the mean and covariance of its training codes (``code_mean``, ``code_cov``), the
-    "ex-post density" that its ``sample`` draws from.
-    """
-    D = model.latent_dim
-    device = device_of(model)
-    if model.is_variational:
-        return torch.zeros(D, device=device), torch.eye(D, device=device)
-    return model.code_mean.float(), model.code_cov.float()
-
-
 def image_seed(image: np.ndarray, seed: int) -> int:
     """A seed from an image's bytes and ``seed``: the same image gets the same random numbers
     whichever batch or position it arrives in, so its scores are a function of the image alone."""
@@ -119,22 +102,16 @@ def image_seed(image: np.ndarray, seed: int) -> int:
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
-def binarizes(model) -> bool:
-    """Whether the run was trained on binarised images (so likelihoods are of binary images)."""
-    config = getattr(model, "run_config", None)
-    return config is not None and config.data.binarize != "none"
-
-
-def likelihood_view(model, images: np.ndarray, seed: int = 0) -> np.ndarray:
+def likelihood_view(images: np.ndarray, binarized: bool, seed: int = 0) -> np.ndarray:
     """The images as the model's likelihood should see them: uint8 (N, C, H, W).
 
-    A run trained on binarised data models binary images, so grey levels are binarised the way
-    its test set is — one Bernoulli sample, pixel = 255 with probability x/255 — but seeded per
-    image (:func:`image_seed`), so an image's score does not depend on its neighbours in the
-    batch. Binary inputs pass unchanged (their probabilities are 0 or 1). Other runs see the
-    images as they are.
+    A run trained on binarised data (``binarized``, :attr:`vaelab.runs.Run.binarized`) models
+    binary images, so grey levels are binarised the way its test set is — one Bernoulli sample,
+    pixel = 255 with probability x/255 — but seeded per image (:func:`image_seed`), so an
+    image's score does not depend on its neighbours in the batch. Binary inputs pass unchanged
+    (their probabilities are 0 or 1). Other runs see the images as they are.
     """
-    if not binarizes(model):
+    if not binarized:
         return images
     out = np.empty_like(images)
     for i, image in enumerate(images):
@@ -155,7 +132,7 @@ def load_inputs(model, sources: Iterable[str | os.PathLike]) -> tuple[np.ndarray
     return load_images(list(sources), C, (H, W))
 
 
-def run_images(model, split: str = "val", limit: int | None = 2000, seed: int = 0) -> np.ndarray:
+def run_images(run: Run, split: str = "val", limit: int | None = 2000, seed: int = 0) -> np.ndarray:
     """Grey-level images of the run's own data set: uint8 (N, C, H, W), at most ``limit`` (a seeded subset).
 
     Binarisation is switched off here on purpose: callers decide how the likelihood sees images
@@ -163,11 +140,7 @@ def run_images(model, split: str = "val", limit: int | None = 2000, seed: int = 
     """
     from ..data import load_data
 
-    config = getattr(model, "run_config", None)
-    if config is None:
-        raise VaelabError("this model was not loaded from a run directory, so its training data is unknown; "
-                          "pass images explicitly")
-    data = load_data(dataclasses.replace(config.data, binarize="none"))
+    data = load_data(dataclasses.replace(run.config.data, binarize="none"))
     images = data.split(split).images.numpy()
     if limit and images.shape[0] > limit:
         pick = np.sort(np.random.default_rng(seed).choice(images.shape[0], limit, replace=False))
@@ -175,25 +148,24 @@ def run_images(model, split: str = "val", limit: int | None = 2000, seed: int = 
     return np.ascontiguousarray(images)
 
 
-def inputs_or_run_images(model, sources, count: int = 16, split: str = "test",
+def inputs_or_run_images(run: Run, sources, count: int = 16, split: str = "test",
                          seed: int = 0) -> tuple[np.ndarray, list[str], list[str]]:
     """:func:`load_inputs` of ``sources``; with none given, ``count`` images of the run's ``split`` (noted)."""
     sources = list(sources)
     if sources:
-        return load_inputs(model, sources)
+        return load_inputs(run.model, sources)
     if count < 1:
         raise VaelabError(f"the number of images must be at least 1, got {count}")
-    images = run_images(model, split, count, seed)
-    notice = f"no images given: using {len(images)} images of the run's {split} split ({model.run_config.data.name})"
+    images = run_images(run, split, count, seed)
+    notice = f"no images given: using {len(images)} images of the run's {split} split ({run.config.data.name})"
     return images, [f"{split}[{i}]" for i in range(len(images))], [notice]
 
 
-def output_path(model, given: str | os.PathLike | None, name: str) -> Path:
-    """``given`` or, by default, RUN/apps/NAME (beside the run's own figures)."""
+def output_path(run: Run | None, given: str | os.PathLike | None, name: str) -> Path:
+    """``given`` or, by default, RUN/apps/NAME (beside the run's own figures; ./apps/NAME without a run)."""
     if given is not None:
         return Path(given)
-    run_dir = getattr(model, "run_dir", None)
-    return Path(run_dir or ".") / "apps" / name
+    return Path(run.dir if run is not None else ".") / "apps" / name
 
 
 def file_stems(names: list[str]) -> list[str]:

@@ -29,17 +29,13 @@ import math
 import numpy as np
 import torch
 
-from ..distributions import DiagonalGaussian, Gaussian
-from .common import BATCH_SIZE, batches, device_of, image_seed, require_variational, to_float
+from ..distributions import DiagonalGaussian, discrete_log_prob
+from ..models.base import device_of
+from ..models.losses import log_weights
+from ..models.outputs import decoded_output
+from .common import BATCH_SIZE, batches, image_seed, require_variational, to_float
 
 LN2 = math.log(2.0)
-
-
-def log_px_given_z(likelihood, x: torch.Tensor) -> torch.Tensor:
-    """log p(x|z) of 8-bit images: (K, B) for (K, B, C, H, W) parameters, (B,) for (B, C, H, W)."""
-    if isinstance(likelihood, Gaussian):
-        return likelihood.discretized_log_prob(x)
-    return likelihood.log_prob(x)
 
 
 def per_image_normal(images: np.ndarray, shape: tuple[int, ...], seed: int, device) -> torch.Tensor:
@@ -52,20 +48,13 @@ def per_image_normal(images: np.ndarray, shape: tuple[int, ...], seed: int, devi
 def _log_weights(model, x: torch.Tensor, posterior: DiagonalGaussian, eps: torch.Tensor) -> torch.Tensor:
     """(K, B) log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x) with z_k = μ + σ·ε_k, ε (K, B, D)."""
     z = posterior.mean + posterior.std * eps                       # (K, B, D)
-    K, B, D = z.shape
-    x_hat = model.decode(z.reshape(K * B, D))
-    x_hat = x_hat.view(K, B, *x_hat.shape[1:])                     # (K, B, C, H, W)
-    log_px_z = log_px_given_z(model.likelihood(x_hat), x)          # (K, B)
-    return log_px_z + model.prior(B).log_prob(z) - posterior.log_prob(z)
+    return log_weights(decoded_output(model, posterior, z), x, discrete=True)
 
 
 def _elbo(model, x: torch.Tensor, posterior: DiagonalGaussian, eps: torch.Tensor) -> torch.Tensor:
     """(B,) ELBO in nats: reconstruction averaged over the S samples ε (S, B, D), closed-form KL."""
-    z = posterior.mean + posterior.std * eps                       # (S, B, D)
-    S, B, D = z.shape
-    x_hat = model.decode(z.reshape(S * B, D))
-    x_hat = x_hat.view(S, B, *x_hat.shape[1:])
-    return log_px_given_z(model.likelihood(x_hat), x).mean(dim=0) - posterior.kl(model.prior(B))
+    output = decoded_output(model, posterior, posterior.mean + posterior.std * eps)   # S latents per image
+    return discrete_log_prob(output.likelihood, x).mean(dim=0) - posterior.kl(output.prior)
 
 
 def likelihood_bits(model, images: np.ndarray, samples: int = 32, seed: int = 0, *,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import VaelabError
-from .common import BATCH_SIZE, check_images, decode_images, device_of, latent_gaussian, map_batches
+from .common import BATCH_SIZE, check_images, decode_images, device_of, map_batches
 
 
 def quantile_grid(steps: int) -> np.ndarray:
@@ -40,7 +40,7 @@ def principal_plane(model, images: np.ndarray | None = None) -> tuple[np.ndarray
         codes = map_batches(model.encode_mean, model, images, batch_size=BATCH_SIZE).astype(np.float64)
         centre, cov = codes.mean(axis=0), np.cov(codes, rowvar=False)
     elif not model.is_variational:
-        mean, cov_t = latent_gaussian(model)
+        mean, cov_t = model.latent_gaussian()
         centre, cov = mean.double().cpu().numpy(), cov_t.double().cpu().numpy()
     else:
         raise VaelabError("a VAE's prior is the same in every direction; give images to find the directions "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import metrics
 from ..imageio import to_uint8
 from .common import BATCH_SIZE, check_images, map_batches
 
@@ -20,16 +21,4 @@ def reconstruct_images(model, images: np.ndarray, *, batch_size: int = BATCH_SIZ
     check_images(model, images)
     recon = to_uint8(map_batches(model.reconstruct, model, images, batch_size=batch_size, progress=progress,
                                  desc="reconstructing"))
-    return recon, mse_per_image(images, recon)
-
-
-def mse_per_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Mean squared difference per image of two uint8 (N, C, H, W) arrays, pixels scaled to [0, 1]."""
-    diff = (a.astype(np.float64) - b.astype(np.float64)) / 255.0
-    return (diff ** 2).reshape(a.shape[0], -1).mean(axis=1)
-
-
-def psnr(mse: np.ndarray) -> np.ndarray:
-    """Peak signal-to-noise ratio in dB for [0, 1] images: 10·log10(1 / MSE) (∞ for a perfect copy)."""
-    with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(1.0 / np.asarray(mse, dtype=np.float64))
+    return recon, metrics.mse(images, recon, scale=255.0)

@@ -3,7 +3,7 @@ based on the captured probability distribution").
 
 A VAE draws z ~ p(z) = N(0, I) and decodes it; a temperature T draws z ~ N(0, T²·I) instead
 (T < 1 trades variety for typicality). A plain autoencoder draws from the Gaussian fitted to
-its training codes (:func:`vaelab.apps.common.latent_gaussian`). The picture is either the
+its training codes (the model's ``latent_gaussian()``). The picture is either the
 likelihood's mean E[x|z] (smooth) or one sample x ~ p(x|z) (what the model actually
 generates, e.g. binary pixels for a Bernoulli decoder).
 """
@@ -15,7 +15,7 @@ import torch
 
 from ..errors import VaelabError
 from ..imageio import to_uint8
-from .common import device_of, generator, latent_gaussian
+from .common import device_of, generator
 
 
 def sample_latents(model, n: int, temperature: float = 1.0, seed: int | None = None) -> torch.Tensor:
@@ -24,7 +24,7 @@ def sample_latents(model, n: int, temperature: float = 1.0, seed: int | None = N
         raise VaelabError(f"the number of samples must be at least 1, got {n}")
     if not temperature > 0:
         raise VaelabError(f"the temperature must be positive, got {temperature}")
-    mean, cov = latent_gaussian(model)
+    mean, cov = model.latent_gaussian()
     D = mean.shape[0]
     # The Cholesky factor in float64 with a tiny jitter: fitted code covariances can be singular.
     cov = cov.double() + 1e-6 * torch.eye(D, dtype=torch.float64, device=cov.device)

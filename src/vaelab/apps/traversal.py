@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import VaelabError
-from .common import (BATCH_SIZE, check_image, check_images, decode_images, device_of, latent_gaussian, map_batches,
+from .common import (BATCH_SIZE, check_image, check_images, decode_images, device_of, map_batches,
                      to_float)
 
 
@@ -52,7 +52,7 @@ def traversal_latents(model, image: np.ndarray | None = None, dims=None, value_r
     """(len(dims), steps, D) codes: row r varies dimension dims[r], the others stay at the base code."""
     D = model.latent_dim
     device = device_of(model)
-    mean, cov = latent_gaussian(model)
+    mean, cov = model.latent_gaussian()
     std = cov.diagonal().clamp_min(0).sqrt()
     if image is not None:
         image = check_image(model, image)

@@ -26,21 +26,56 @@ def _flag(section: str, name: str) -> str:
 
 
 def _sections():
+    """(section, [(field, type, the models that take it)]) for [model], [data] and [train].
+
+    ``[model]`` offers the union of every registered model's settings: a flag is accepted by
+    the parser, and a model that does not take it refuses it by name (runs/config.py).
+    """
+    from ..models import config_class, model_names
     from ..runs import RunConfig
 
     hints = typing.get_type_hints(RunConfig)
-    return [(f.name, hints[f.name]) for f in fields(RunConfig) if dataclasses.is_dataclass(hints[f.name])]
+    out = []
+    for top in fields(RunConfig):
+        cls = hints[top.name]
+        if not dataclasses.is_dataclass(cls):
+            continue
+        if top.name != "model":
+            section_hints = typing.get_type_hints(cls)
+            out.append((top.name, [(f, section_hints[f.name], None) for f in fields(cls)]))
+            continue
+        seen: dict[str, tuple] = {"name": (fields(cls)[0], str)}   # --model: the base's field and default
+        takers: dict[str, list[str]] = {}
+        default = cls().name
+        for name in [default] + [n for n in model_names() if n != default]:
+            model_config = config_class(name)
+            model_hints = typing.get_type_hints(model_config)
+            for f in fields(model_config):
+                seen.setdefault(f.name, (f, model_hints[f.name]))
+                takers.setdefault(f.name, []).append(name)
+        everyone = len(model_names())
+        out.append(("model", [(f, tp, None if len(takers[f.name]) == everyone else takers[f.name])
+                              for f, tp in seen.values()]))
+    return out
+
+
+def _model_names() -> list[str]:
+    from ..models import model_names
+
+    return model_names()
 
 
 def config_options(func):
     """Decorate a click command with one option per config field (all defaulting to None)."""
-    for section, cls in reversed(_sections()):
-        hints = typing.get_type_hints(cls)
-        for f in reversed(fields(cls)):
+    for section, section_fields in reversed(_sections()):
+        for f, tp, models in reversed(section_fields):
             flag = _flag(section, f.name)
-            tp = hints[f.name]
             meta = f.metadata
             help_text = meta.get("help", "")
+            if models is not None:
+                others = sorted(set(_model_names()) - set(models))
+                who = ", ".join(sorted(models)) if len(models) <= len(others) else f"all but {', '.join(others)}"
+                help_text = f"[{who}] {help_text}"
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             if tp is bool:
                 opt = click.option(f"--{flag}/--no-{flag}", f"{section}__{f.name}", default=None,
@@ -51,7 +86,7 @@ def config_options(func):
                     click_type = click.Choice([str(c) for c in meta["choices"]])
                 shown = "-".join(map(str, default)) if isinstance(default, list) else default
                 opt = click.option(f"--{flag}", f"{section}__{f.name}", type=click_type, default=None,
-                                   metavar=None if tp is not list[int] else "W1-W2-…",
+                                   metavar=None if typing.get_origin(tp) is not list else "V1-V2-…",
                                    help=f"{help_text} [default: {shown if shown != '' else 'none'}]")
             func = opt(func)
     return func
@@ -98,8 +133,9 @@ def build_config(config_file: Path | None, flag_values: dict[str, dict[str, Any]
 
 
 def _flagify(message: str) -> str:
-    for section, cls in _sections():
-        for f in fields(cls):
-            message = message.replace(f"'{section}.{f.name}'", f"'{section}.{f.name}' (--{_flag(section, f.name)})")
-            message = message.replace(f"{section}.{f.name} must", f"{section}.{f.name} (--{_flag(section, f.name)}) must")
+    for section, section_fields in _sections():
+        for f, _, _ in section_fields:
+            flag = _flag(section, f.name)
+            message = message.replace(f"'{section}.{f.name}'", f"'{section}.{f.name}' (--{flag})")
+            message = message.replace(f"{section}.{f.name} must", f"{section}.{f.name} (--{flag}) must")
     return message

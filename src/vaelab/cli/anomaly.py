@@ -62,10 +62,11 @@ def command(run: Path, images: tuple[Path, ...], scores: tuple[str, ...], evalua
       vaelab anomaly runs/fmnist photo.png digits/ --score regret
       vaelab anomaly runs/fmnist --evaluate fmnist-test.npy mnist.npy -o results.json
     """
-    from .. import load
+    from ..runs import open_run
     from ..apps.anomaly import ScoreSettings
 
-    model = load(run)
+    opened = open_run(run)
+    model = opened.model
     settings = ScoreSettings(samples=samples, seed=seed, compressor=compressor, regret_steps=regret_steps,
                              regret_lr=regret_lr, binarizations=binarizations)
     if evaluate is not None:
@@ -73,10 +74,10 @@ def command(run: Path, images: tuple[Path, ...], scores: tuple[str, ...], evalua
             from ..errors import VaelabError
 
             raise VaelabError("--evaluate IN OUT takes its images from IN and OUT; drop the other IMAGES")
-        _evaluate(model, evaluate, _kinds(model, scores or ("all",)), settings, out)
+        _evaluate(opened, evaluate, _kinds(model, scores or ("all",)), settings, out)
     else:
-        _score(model, images, _kinds(model, scores or (("complexity",) if model.is_variational else ("reconstruction",))), settings, quantile, fit_split, fit_images,
-               refit, out)
+        default = ("complexity",) if model.is_variational else ("reconstruction",)
+        _score(opened, images, _kinds(model, scores or default), settings, quantile, fit_split, fit_images, refit, out)
 
 
 def _kinds(model, requested) -> list[str]:
@@ -100,7 +101,7 @@ def _load(model, sources):
     return images, names
 
 
-def _evaluate(model, sources, kinds, settings, out):
+def _evaluate(opened, sources, kinds, settings, out):
     from dataclasses import asdict
 
     from ..apps.anomaly import score_table
@@ -108,12 +109,13 @@ def _evaluate(model, sources, kinds, settings, out):
     from ..apps.roc import auprc, auroc
     from ..fileio import atomic_write_json
 
+    model = opened.model
     inside, _ = _load(model, [sources[0]])
     outside, _ = _load(model, [sources[1]])
     click.echo(f"in-distribution: {len(inside)} images from {sources[0]}; "
                f"out-of-distribution: {len(outside)} images from {sources[1]}")
-    scores_in = score_table(model, inside, kinds, settings, progress=True)
-    scores_out = score_table(model, outside, kinds, settings, progress=True)
+    scores_in = score_table(model, inside, kinds, settings, binarized=opened.binarized, progress=True)
+    scores_out = score_table(model, outside, kinds, settings, binarized=opened.binarized, progress=True)
     results = {}
     click.echo(f"{'score':<15} {'AUROC':>7} {'AUPRC':>7} {'mean in':>10} {'mean out':>10}")
     for kind in kinds:
@@ -121,14 +123,14 @@ def _evaluate(model, sources, kinds, settings, out):
         row = {"auroc": auroc(a, b), "auprc": auprc(a, b), "mean_in": float(a.mean()), "mean_out": float(b.mean())}
         results[kind] = row
         click.echo(f"{kind:<15} {row['auroc']:>7.4f} {row['auprc']:>7.4f} {row['mean_in']:>10.4g} {row['mean_out']:>10.4g}")
-    out = output_path(model, out, "anomaly.json")
+    out = output_path(opened, out, "anomaly.json")
     atomic_write_json(out, {"in": str(sources[0]), "out": str(sources[1]), "n_in": len(inside),
                             "n_out": len(outside), "settings": asdict(settings),
                             "scores": results})
     click.echo(f"results: {out}")
 
 
-def _score(model, sources, kinds, settings, quantile, fit_split, fit_images, refit, out):
+def _score(opened, sources, kinds, settings, quantile, fit_split, fit_images, refit, out):
     import csv
     import io
     from dataclasses import asdict
@@ -141,10 +143,11 @@ def _score(model, sources, kinds, settings, quantile, fit_split, fit_images, ref
 
     if not sources:
         raise VaelabError("give IMAGES to score (files, folders or .npy), or --evaluate IN OUT")
+    model = opened.model
     images, names = _load(model, sources)
     columns = {}
     for kind in kinds:
-        detector = AnomalyDetector(model, kind, quantile, **asdict(settings))
+        detector = AnomalyDetector(model, kind, quantile, run=opened, **asdict(settings))
         detector.fit_cached(fit_split, fit_images, refit=refit, progress=True)
         values = detector.score(images, progress=True)
         columns[kind] = (values, detector.threshold)
@@ -164,7 +167,7 @@ def _score(model, sources, kinds, settings, quantile, fit_split, fit_images, ref
             row += [f"{values[i]:.6g}", f"{threshold:.6g}", str(flag).lower()]
         click.echo(f"{short_name(name, 24):<24}" + "".join(cells))
         writer.writerow(row)
-    out = output_path(model, out, "anomaly.csv")
+    out = output_path(opened, out, "anomaly.csv")
     atomic_write_text(out, buf.getvalue())
     flagged = {kind: int((columns[kind][0] > columns[kind][1]).sum()) for kind in kinds}
     click.echo("flagged as anomalous: " + ", ".join(f"{k} {v}/{len(names)}" for k, v in flagged.items()))

@@ -44,6 +44,7 @@ def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | Non
     from tqdm.auto import tqdm
 
     from .. import load
+    from .. import metrics
     from ..apps import codec
     from ..errors import VaelabError
     from ..fileio import atomic_write_bytes
@@ -71,7 +72,7 @@ def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | Non
     atomic_write_bytes(out, data)
 
     info = codec.inspect(data)
-    psnr = codec.metrics.psnr(pixels, decoded)   # the measure --psnr aims at (capped at 100 dB)
+    psnr = metrics.psnr(pixels, decoded)   # the measure --psnr aims at (capped at 100 dB)
     if not quiet:
         width = min(max(len(n) for n in names), 60)
         for name, size, p in zip(names, info["image_bytes"], psnr):

@@ -14,10 +14,10 @@ def find_run(fingerprint: str, search: Path) -> Path | None:
     Fingerprints are computed from each run's weights file and metadata alone, without
     building the models.
     """
-    from ..apps.codec.coders import fingerprint_tensors
+    from ..coding.fingerprint import fingerprint_tensors
     from ..errors import VaelabError
     from ..runs import CONFIG_FILE, MODEL_FILE
-    from ..training.checkpoint import load_weights
+    from ..weights import load_weights
 
     if not search.is_dir():
         return None

@@ -27,17 +27,18 @@ def command(run: Path, images: tuple[Path, ...], out: Path | None, count: int):
       vaelab embed runs/fmnist photos/ -o latents.npy
       vaelab embed runs/fmnist a.png b.png -o latents.csv
     """
-    from .. import load
+    from ..runs import open_run
     from ..apps.common import inputs_or_run_images, output_path
     from ..apps.embedding import check_format, embed, save_embeddings
 
     if out is not None:
         check_format(out)
-    model = load(run)
-    originals, names, notices = inputs_or_run_images(model, images, count)
+    opened = open_run(run)
+    model = opened.model
+    originals, names, notices = inputs_or_run_images(opened, images, count)
     for notice in notices:
         click.echo(f"note: {notice}", err=True)
-    out = output_path(model, out, "latents.npy")
+    out = output_path(opened, out, "latents.npy")
     means, logvars = embed(model, originals, progress=True)
     written = save_embeddings(out, means, logvars, names)
     what = "means and log-variances" if logvars is not None else "codes"

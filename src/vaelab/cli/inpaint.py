@@ -56,7 +56,7 @@ def command(run: Path, images: tuple[Path, ...], mask: str | None, fraction: flo
     """
     import numpy as np
 
-    from .. import load
+    from ..runs import open_run
     from ..apps.common import file_stems, inputs_or_run_images, output_path
     from ..apps.figures import annotated_grid, show_mask, to_rgb
     from ..apps.inpainting import add_noise as noisy, broadcast_mask, denoise as project, inpaint, masked_input
@@ -66,8 +66,9 @@ def command(run: Path, images: tuple[Path, ...], mask: str | None, fraction: flo
 
     if (mask is None) == (not denoise):
         raise VaelabError("give either --mask MASK (inpainting) or --denoise")
-    model = load(run)
-    originals, names, notices = inputs_or_run_images(model, images, count)
+    opened = open_run(run)
+    model = opened.model
+    originals, names, notices = inputs_or_run_images(opened, images, count)
     for notice in notices:
         click.echo(f"note: {notice}", err=True)
     inputs = noisy(originals, add_noise, seed) if add_noise > 0 else originals
@@ -95,7 +96,7 @@ def command(run: Path, images: tuple[Path, ...], mask: str | None, fraction: flo
         err_in = _masked_mse(start, originals, where)
         err_out = _masked_mse(results, originals, where)
         captions = [[f"MSE {a:.4f}", f"MSE {b:.4f}", ""] for a, b in zip(err_in, err_out)]
-    out = output_path(model, out, "denoise" if denoise else "inpaint")
+    out = output_path(opened, out, "denoise" if denoise else "inpaint")
     title = "denoising" if denoise else f"inpainting ({int(unknown[0].sum())} unknown values per image)"
     atomic_write_bytes(out / "figure.png", annotated_grid(tiles, captions, col_labels=labels, title=title))
     with atomic_open(out / "results.npy", "wb") as handle:

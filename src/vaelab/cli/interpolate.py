@@ -32,13 +32,14 @@ def command(run: Path, a: Path, b: Path, steps: int, slerp: bool, out: Path | No
     """
     import numpy as np
 
-    from .. import load
+    from ..runs import open_run
     from ..apps.common import load_one, output_path
     from ..apps.figures import annotated_grid, short_name
     from ..apps.interpolation import interpolate
     from ..fileio import atomic_open, atomic_write_bytes
 
-    model = load(run)
+    opened = open_run(run)
+    model = opened.model
     image_a, name_a, notes_a = load_one(model, a)
     image_b, name_b, notes_b = load_one(model, b)
     for notice in sorted(set(notes_a) | set(notes_b)):
@@ -48,7 +49,7 @@ def command(run: Path, a: Path, b: Path, steps: int, slerp: bool, out: Path | No
     t = np.linspace(0.0, 1.0, steps)
     captions = [[short_name(name_a, 10)] + [f"t={v:.2f}" for v in t] + [short_name(name_b, 10)]]
     col_labels = ["A"] + [""] * steps + ["B"]
-    out = output_path(model, out, "interpolation.png")
+    out = output_path(opened, out, "interpolation.png")
     title = f"{'spherical' if slerp else 'linear'} interpolation of the latent means"
     atomic_write_bytes(out, annotated_grid(tiles, captions, col_labels=col_labels, title=title))
     click.echo(f"{steps}-step {'slerp' if slerp else 'linear'} path: {out}")

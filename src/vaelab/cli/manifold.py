@@ -29,13 +29,14 @@ def command(run: Path, steps: int, sources: tuple[Path, ...], count: int, out: P
       vaelab manifold runs/fmnist-2d --steps 20
       vaelab manifold runs/fmnist --images shoes/ -o manifold.png
     """
-    from .. import load
+    from ..runs import open_run
     from ..apps.common import load_inputs, output_path, run_images
     from ..apps.figures import annotated_grid
     from ..apps.manifold import decode_grid, manifold_latents, quantile_grid
     from ..fileio import atomic_write_bytes
 
-    model = load(run)
+    opened = open_run(run)
+    model = opened.model
     images = None
     needs_codes = not (model.latent_dim == 2 and model.is_variational)
     if sources:
@@ -43,11 +44,11 @@ def command(run: Path, steps: int, sources: tuple[Path, ...], count: int, out: P
         for notice in notices:
             click.echo(f"note: {notice}", err=True)
     elif needs_codes and model.is_variational:
-        images = run_images(model, "val", count)
+        images = run_images(opened, "val", count)
     z, axes = manifold_latents(model, steps, images)
     grid = decode_grid(model, z)
     q = quantile_grid(steps)
-    out = output_path(model, out, "manifold.png")
+    out = output_path(opened, out, "manifold.png")
     atomic_write_bytes(out, annotated_grid(grid, row_labels=[f"{v:+.2f}" for v in q[::-1]],
                                            col_labels=[f"{v:+.2f}" for v in q], title=axes, tile_px=48))
     click.echo(f"{steps}×{steps} grid over {axes}: {out}")

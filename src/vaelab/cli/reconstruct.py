@@ -34,19 +34,21 @@ def command(run: Path, images: tuple[Path, ...], out: Path | None, count: int, s
 
     import numpy as np
 
-    from .. import load
+    from ..runs import open_run
     from ..apps.common import file_stems, inputs_or_run_images, output_path
     from ..apps.figures import annotated_grid, short_name
-    from ..apps.reconstruction import psnr, reconstruct_images
+    from ..apps.reconstruction import reconstruct_images
+    from ..metrics import psnr_from_mse
     from ..fileio import atomic_open, atomic_write_bytes, atomic_write_text
     from ..imageio import save_image
 
-    model = load(run)
-    originals, names, notices = inputs_or_run_images(model, images, count)
+    opened = open_run(run)
+    model = opened.model
+    originals, names, notices = inputs_or_run_images(opened, images, count)
     for notice in notices:
         click.echo(f"note: {notice}", err=True)
     recon, mse = reconstruct_images(model, originals, progress=True)
-    out = output_path(model, out, "reconstruct")
+    out = output_path(opened, out, "reconstruct")
 
     n = min(show, len(originals))
     pairs_per_row = 4
@@ -61,7 +63,7 @@ def command(run: Path, images: tuple[Path, ...], out: Path | None, count: int, s
     col_labels = ["original", "reconstruction"] * pairs_per_row
     atomic_write_bytes(out / "figure.png", annotated_grid(tiles, captions, col_labels=col_labels,
                                                           title=f"reconstructions (mean MSE {mse.mean():.4f})"))
-    values = psnr(mse)
+    values = psnr_from_mse(mse)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["name", "mse", "psnr_db"])

@@ -38,7 +38,7 @@ def command(run: Path, count: int, temperature: float, seed: int | None, pixels:
 
     import numpy as np
 
-    from .. import load
+    from ..runs import open_run
     from ..apps.common import output_path
     from ..apps.sampling import sample_images
     from ..errors import VaelabError
@@ -47,12 +47,13 @@ def command(run: Path, count: int, temperature: float, seed: int | None, pixels:
 
     if not temperature > 0:
         raise VaelabError(f"--temperature must be positive, got {temperature}")
-    model = load(run)
+    opened = open_run(run)
+    model = opened.model
     if seed is None:
         seed = secrets.randbelow(2**31)
         click.echo(f"seed {seed} (pass --seed {seed} to draw the same images again)")
     images = sample_images(model, count, temperature=temperature, seed=seed, mean=pixels == "mean")
-    out = output_path(model, out, "samples.png")
+    out = output_path(opened, out, "samples.png")
     H = model.image_shape[1]
     save_image(out, grid(images, ncols=ncols, scale=scale or max(1, 64 // H)))
     click.echo(f"{count} samples at temperature {temperature:g}: {out}")

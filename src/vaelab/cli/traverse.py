@@ -46,7 +46,7 @@ def command(run: Path, image: Path | None, dims: str | None, top: int, value_ran
     """
     import numpy as np
 
-    from .. import load
+    from ..runs import open_run
     from ..apps.common import load_one, output_path, run_images
     from ..apps.figures import annotated_grid
     from ..apps.traversal import kl_per_dim, traversal_values, traverse
@@ -54,14 +54,15 @@ def command(run: Path, image: Path | None, dims: str | None, top: int, value_ran
     from ..fileio import atomic_write_bytes
 
     chosen = _parse_dims(dims)
-    model = load(run)
+    opened = open_run(run)
+    model = opened.model
     base = None
     if image is not None:
         base, _, notices = load_one(model, image)
         for notice in notices:
             click.echo(f"note: {notice}", err=True)
     try:
-        reference = run_images(model, "val", kl_images)
+        reference = run_images(opened, "val", kl_images)
     except VaelabError as exc:
         if base is None:
             raise VaelabError(f"the run's data set is not available to rank dimensions ({exc}); "
@@ -76,7 +77,7 @@ def command(run: Path, image: Path | None, dims: str | None, top: int, value_ran
     row_labels = [f"z{d}  {measure} {kl[d]:.2f}" for d in chosen]
     col_labels = [f"{v:+.1f}" for v in traversal_values(value_range, steps)]
     title = f"latent traversal from {'the image' if base is not None else 'the prior centre'}"
-    out = output_path(model, out, "traversal.png")
+    out = output_path(opened, out, "traversal.png")
     atomic_write_bytes(out, annotated_grid(grid, row_labels=row_labels, col_labels=col_labels, title=title))
     used = int((kl > 0.01).sum()) if model.is_variational else len(kl)
     click.echo(f"{len(chosen)} dimensions × {steps} steps; {used} of {model.latent_dim} dimensions carry "

@@ -13,7 +13,7 @@ sample quality and disentanglement (DESIGN.md §1, ``evaluation/``).
 """
 
 from .likelihood import bits_per_dim, iwae_bound, iwae_nll
-from .reconstruction import mse, psnr, ssim
+from ..metrics import mse, psnr, ssim
 from .suite import SCHEMA_VERSION, EvaluationSettings, evaluate_run, read_metrics_json
 
 __all__ = ["SCHEMA_VERSION", "EvaluationSettings", "bits_per_dim", "evaluate_run", "iwae_bound", "iwae_nll", "mse",

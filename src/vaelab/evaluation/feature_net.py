@@ -112,7 +112,7 @@ def load_or_train(run_dir: Path, data_config, splits, seed: int = 0,
     and ``{"path", "fingerprint", "test_accuracy", "cached", "train_images", "epochs"}``.
     """
     from ..errors import VaelabError
-    from ..training.checkpoint import load_weights, save_tensors
+    from ..weights import load_weights, save_tensors
 
     classes = int(max(int(splits.train.labels.max()), len(splits.class_names) - 1)) + 1
     key = fingerprint(data_config, splits.image_shape, classes, seed)

@@ -14,8 +14,10 @@ from typing import Callable
 
 import torch
 
-from . import reconstruction as rec
-from .likelihood import EvaluationView, _as_uint8_tensor, _device_of
+from .. import metrics
+from ..distributions import discrete_log_prob
+from ..models.base import device_of
+from .likelihood import as_uint8_tensor
 
 
 @dataclass
@@ -40,41 +42,40 @@ class ImagePassResult:
 def image_pass(model, images, batch_size: int = 500, seed: int = 0,
                progress: Callable[[int], None] | None = None) -> ImagePassResult:
     """Encode, sample and reconstruct every image of ``images`` (uint8 (N, C, H, W)) once."""
-    images = _as_uint8_tensor(images)
-    device = _device_of(model)
-    view = EvaluationView(model)
+    images = as_uint8_tensor(images)
+    device = device_of(model)
     generator = torch.Generator(device=device).manual_seed(seed)
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("rec", "kl", "kl_dim", "mean", "mse", "psnr", "ssim")}
     with torch.inference_mode():
         for start in range(0, images.shape[0], batch_size):
             x = images[start:start + batch_size].to(device).float().div_(255.0)
             if model.is_variational:
-                posterior = view.encode(x)
+                posterior = model.encode(x)
                 z, means = posterior.sample(generator), posterior.mean
-                kl_dim = posterior.kl_per_dim(view.prior(x.shape[0])).double()
+                kl_dim = posterior.kl_per_dim(model.prior(x.shape[0])).double()
                 parts["kl_dim"].append(kl_dim.cpu())
                 parts["kl"].append(kl_dim.sum(dim=1).cpu())
             else:
-                z = means = view.encode(x)
-            parts["rec"].append((-view.likelihood(view.decode(z)).log_prob(x)).double().cpu())
+                z = means = model.encode(x)
+            parts["rec"].append((-discrete_log_prob(model.likelihood(model.decode(z)), x)).double().cpu())
             x_rec = model.decode_mean(means)
             parts["mean"].append(means.float().cpu())
-            parts["mse"].append(rec.mse(x_rec, x).cpu())
-            parts["psnr"].append(rec.psnr(x_rec, x).cpu())
-            parts["ssim"].append(rec.ssim(x_rec, x).cpu())
+            parts["mse"].append(metrics.mse(x_rec, x).cpu())
+            parts["psnr"].append(metrics.psnr(x_rec, x).cpu())
+            parts["ssim"].append(metrics.ssim(x_rec, x).cpu())
             if progress is not None:
                 progress(x.shape[0])
     cat = {k: torch.cat(v) if v else None for k, v in parts.items()}
     _, _, H, W = images.shape
     return ImagePassResult(reconstruction=cat["rec"], kl=cat["kl"], kl_per_dim=cat["kl_dim"],
                            posterior_means=cat["mean"], mse=cat["mse"], psnr=cat["psnr"], ssim=cat["ssim"],
-                           ssim_window=rec.ssim_window_size(H, W))
+                           ssim_window=metrics.ssim_window_size(H, W))
 
 
 def latent_means(model, images, batch_size: int = 500) -> torch.Tensor:
     """uint8 (N, C, H, W) -> (N, D) float32 posterior means μ(x) (AE: codes f_e(x))."""
-    images = _as_uint8_tensor(images)
-    device = _device_of(model)
+    images = as_uint8_tensor(images)
+    device = device_of(model)
     out = []
     with torch.inference_mode():
         for start in range(0, images.shape[0], batch_size):

@@ -5,10 +5,14 @@ Gaussians; averaged over a data set it shows which dimensions carry information.
 dimension d is *active* (Burda et al. 2015, §5.2) when its posterior mean moves with the
 input: A_d = Cov_x(E_{q(z|x)}[z_d]) > 0.01. Inactive dimensions have collapsed onto the
 prior and the decoder ignores them.
+
+:func:`principal_axes` projects codes on their principal components: the one PCA behind the
+report's latent map and the explorer's.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 ACTIVE_THRESHOLD = 0.01
@@ -26,4 +30,20 @@ def active_units(posterior_means: torch.Tensor, threshold: float = ACTIVE_THRESH
     return int((activity(posterior_means) > threshold).sum())
 
 
-__all__ = ["ACTIVE_THRESHOLD", "active_units", "activity"]
+def principal_axes(codes: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) codes -> (their projection (N, k) on the top k principal axes, each axis' share of the variance (k,)).
+
+    The axes are the top right-singular vectors of the centred codes; each axis' sign is fixed
+    so that its largest-magnitude loading is positive, so the picture is the same on every run.
+    """
+    codes = np.asarray(codes, dtype=np.float64)
+    centred = codes - codes.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    axes = vt[:k]                                                   # (k, D)
+    signs = np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)])
+    axes = axes * signs[:, None]
+    explained = (s[:k] ** 2) / max(float((s**2).sum()), 1e-12)
+    return centred @ axes.T, explained
+
+
+__all__ = ["ACTIVE_THRESHOLD", "active_units", "activity", "principal_axes"]

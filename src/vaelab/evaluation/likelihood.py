@@ -34,8 +34,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..distributions import Gaussian, discretized_gaussian_log_prob
-from ..models.objectives import log_importance_weights
+from ..distributions import discretized_gaussian_log_prob
+from ..models.base import device_of
+from ..models.losses import log_weights
+from ..models.outputs import decoded_output
 
 LN2 = math.log(2.0)
 
@@ -46,15 +48,15 @@ def bits_per_dim(nats: torch.Tensor | float, image_shape: tuple[int, int, int]) 
     return nats / (C * H * W * LN2)
 
 
-def likelihood_kind(model) -> str:
+def likelihood_kind(model, binarized: bool) -> str:
     """Which probability ``model``'s numbers are on its run's data (see the module docstring).
 
+    ``binarized``: whether the run models binarised images (``data.binarize`` ≠ none).
     ``"discrete-binary"``, ``"discretized-gaussian-8bit"`` or ``"bernoulli-on-grey"``.
     """
-    if model.config.likelihood == "gaussian":
+    if getattr(model.config, "likelihood", "bernoulli") == "gaussian":
         return "discretized-gaussian-8bit"
-    binarize = getattr(getattr(model, "run_config", None), "data", None)
-    return "discrete-binary" if binarize is not None and binarize.binarize != "none" else "bernoulli-on-grey"
+    return "discrete-binary" if binarized else "bernoulli-on-grey"
 
 
 DISCRETIZATION_NOTES = {
@@ -66,50 +68,7 @@ DISCRETIZATION_NOTES = {
 }
 
 
-class _DiscretizedGaussian:
-    """A Gaussian likelihood scored by its mass on 8-bit bins (:func:`discretized_gaussian_log_prob`)."""
-
-    def __init__(self, gaussian: Gaussian):
-        self._gaussian = gaussian
-
-    @property
-    def mean(self) -> torch.Tensor:
-        return self._gaussian.mean
-
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        return discretized_gaussian_log_prob(self._gaussian.loc, self._gaussian.log_sigma, x)
-
-
-class EvaluationView:
-    """``model`` with the verbs evaluation needs and the likelihood evaluation scores.
-
-    The same model, except that a Gaussian decoder is scored by its discretised mass, so
-    every number computed through the view is a discrete log-probability (module docstring).
-    """
-
-    def __init__(self, model):
-        self.model = model
-
-    def encode(self, x: torch.Tensor):
-        return self.model.encode(x)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.model.decode(z)
-
-    def prior(self, batch: int = 1):
-        return self.model.prior(batch)
-
-    def likelihood(self, x_hat: torch.Tensor):
-        dist = self.model.likelihood(x_hat)
-        return _DiscretizedGaussian(dist) if isinstance(dist, Gaussian) else dist
-
-
-def _device_of(model) -> torch.device:
-    p = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
-    return p.device if p is not None else torch.device("cpu")
-
-
-def _as_uint8_tensor(images) -> torch.Tensor:
+def as_uint8_tensor(images) -> torch.Tensor:
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(images)
     if images.dtype != torch.uint8 or images.dim() != 4:
@@ -161,10 +120,9 @@ def iwae_bound(model, images, k: int, *, batch_size: int = 1000, seed: int = 0,
     """
     if k < 1:
         raise ValueError("k must be at least 1")
-    images = _as_uint8_tensor(images)
-    device = _device_of(model)
+    images = as_uint8_tensor(images)
+    device = device_of(model)
     max_decodes = max_decodes or default_max_decodes(device, tuple(images.shape[1:]))
-    view = EvaluationView(model)
     N = images.shape[0]
     images_per_batch, samples_per_chunk = plan_chunks(N, k, max_decodes, batch_size)
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -173,14 +131,15 @@ def iwae_bound(model, images, k: int, *, batch_size: int = 1000, seed: int = 0,
     with torch.inference_mode():
         for start in range(0, N, images_per_batch):
             x = images[start:start + images_per_batch].to(device).float().div_(255.0)
-            posterior = view.encode(x)
+            posterior = model.encode(x)
             B = x.shape[0]
             log_sum = torch.full((B,), -math.inf, dtype=torch.float64, device=device)
             total = torch.zeros(B, dtype=torch.float64, device=device)
             done = 0
             while done < k:
                 n = min(samples_per_chunk, k - done)
-                log_w = log_importance_weights(view, x, n, generator, posterior).double()  # (n, B)
+                z = posterior.sample(generator, n=n)                                       # (n, B, D)
+                log_w = log_weights(decoded_output(model, posterior, z), x, discrete=True).double()  # (n, B)
                 log_sum = torch.logaddexp(log_sum, torch.logsumexp(log_w, dim=0))
                 total += log_w.sum(dim=0)
                 done += n
@@ -200,6 +159,6 @@ def iwae_nll(model, images_uint8, k: int, batch_size: int = 1000, seed: int = 0,
     return iwae_bound(model, images_uint8, k, batch_size=batch_size, seed=seed, max_decodes=max_decodes).nll
 
 
-__all__ = ["DISCRETIZATION_NOTES", "EvaluationView", "IWAEResult", "bits_per_dim", "default_max_decodes",
+__all__ = ["DISCRETIZATION_NOTES", "IWAEResult", "as_uint8_tensor", "bits_per_dim", "default_max_decodes",
            "discretized_gaussian_log_prob",
            "iwae_bound", "iwae_nll", "likelihood_kind", "plan_chunks"]

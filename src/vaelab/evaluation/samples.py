@@ -71,9 +71,9 @@ def generate(model, n: int, *, binary: bool, seed: int = 0, batch_size: int = 10
     ``binary``: draw x ~ p(x|z) pixel by pixel (Bernoulli), to compare with a binarised
     test set; otherwise the decoder's mean E[x|z], comparable with grey-level images.
     """
-    from .likelihood import _device_of
+    from ..models.base import device_of
 
-    latent_noise = torch.Generator(device=_device_of(model)).manual_seed(seed)
+    latent_noise = torch.Generator(device=device_of(model)).manual_seed(seed)
     pixel_noise = torch.Generator().manual_seed(seed + 1)
     out = []
     with torch.inference_mode():

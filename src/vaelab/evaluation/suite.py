@@ -99,10 +99,11 @@ def _binarized_like_eval(images: torch.Tensor, config, seed: int) -> torch.Tenso
 
 
 # -- topics ------------------------------------------------------------------------------------
-def _likelihood(model, images, passed, settings: EvaluationSettings, progress: ProgressFactory) -> dict:
+def _likelihood(run: runs.Run, images, passed, settings: EvaluationSettings, progress: ProgressFactory) -> dict:
     from .likelihood import DISCRETIZATION_NOTES, bits_per_dim, iwae_bound, likelihood_kind
 
-    kind = likelihood_kind(model)
+    model = run.model
+    kind = likelihood_kind(model, run.binarized)
     shape = model.image_shape
     out = {"kind": kind, "note": DISCRETIZATION_NOTES[kind], "dims": int(np.prod(shape)),
            "neg_elbo": mean_stderr(passed.neg_elbo), "reconstruction": mean_stderr(passed.reconstruction),
@@ -163,7 +164,7 @@ def _samples(model, run_dir, config, splits, eval_set, train_set, settings, prog
     net, info = fn.load_or_train(run_dir, config.data, splits, seed=settings.seed, progress_factory=progress)
     n = min(len(eval_set), settings.sample_images)
     real = eval_set.images[:n]
-    binary = config.data.binarize != "none" and config.model.likelihood == "bernoulli"
+    binary = config.data.binarize != "none" and getattr(config.model, "likelihood", "") == "bernoulli"
     fake = generate(model, n, binary=binary, seed=settings.seed)
     f_real, f_fake = fn.features(net, real), fn.features(net, fake)
     reference = fn.features(net, train_set.images[:n])
@@ -213,8 +214,8 @@ def evaluate_run(run_dir, settings: EvaluationSettings | None = None, device: st
     # Hash the weights before loading them: metrics.json then names the weights it measured
     # even if training replaces model.safetensors while the evaluation runs.
     model_sha256 = file_sha256(run_dir / runs.MODEL_FILE) if (run_dir / runs.MODEL_FILE).is_file() else None
-    model = runs.load_model(run_dir, device=device)
-    config = model.run_config
+    run = runs.open_run(run_dir, device=device)
+    model, config = run.model, run.config
     splits = data if data is not None else load_data(config.data)
     eval_set = splits.split(settings.split)
     if settings.limit:
@@ -249,7 +250,7 @@ def evaluate_run(run_dir, settings: EvaluationSettings | None = None, device: st
         variational = model.is_variational
         out: dict = {}
         if variational:
-            out["likelihood"] = timed("likelihood", lambda: _likelihood(model, eval_set.images, passed, settings,
+            out["likelihood"] = timed("likelihood", lambda: _likelihood(run, eval_set.images, passed, settings,
                                                                         make_progress))
         else:
             out["likelihood"] = {"skipped": "a plain autoencoder has no prior or posterior, so no likelihood"}
@@ -292,7 +293,7 @@ def evaluate_run(run_dir, settings: EvaluationSettings | None = None, device: st
         "schema": SCHEMA_VERSION,
         "vaelab_version": __version__,
         "run": {"dir": str(run_dir), "name": run_dir.name, "model": config.model.name, "data": config.data.name,
-                "latent_dim": model.latent_dim, "likelihood": config.model.likelihood,
+                "latent_dim": model.latent_dim, "likelihood": getattr(config.model, "likelihood", None),
                 "binarize": config.data.binarize, "image_shape": list(model.image_shape),
                 "is_variational": model.is_variational, "model_sha256": model_sha256},
         "split": settings.split,

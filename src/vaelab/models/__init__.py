@@ -1,11 +1,17 @@
-"""Models: a registry of autoencoders and VAEs sharing one verb set (DESIGN.md §2)."""
+"""Models: a registry of autoencoders and VAEs sharing one verb set (DESIGN.md §2).
+
+A new model is one file (its class and config dataclass, ``@register_model``) and one import
+line here; docs/DEVELOPING.md walks through an example.
+"""
 
 from . import ae, pixel, rd, vae  # noqa: F401  (registers the models)
-from .base import Model
+from .base import Model, device_of
 from .config import ModelConfig
-from .objectives import LossTerms, elbo, iwae, training_loss
+from .losses import ELBO, IWAE, LossTerms, RateDistortion, elbo, iwae, kl_warmup_weight, log_weights
 from .outputs import Output
-from .registry import build_model, model_class, model_names, register_model
+from .registry import (build_model, config_class, model_class, model_entry, model_names, register_model,
+                       unregister_model)
 
-__all__ = ["Model", "ModelConfig", "LossTerms", "Output", "build_model", "elbo", "iwae", "model_class",
-           "model_names", "register_model", "training_loss"]
+__all__ = ["ELBO", "IWAE", "LossTerms", "Model", "ModelConfig", "Output", "RateDistortion", "build_model",
+           "config_class", "device_of", "elbo", "iwae", "kl_warmup_weight", "log_weights", "model_class",
+           "model_entry", "model_names", "register_model", "unregister_model"]

@@ -3,39 +3,68 @@
 An autoencoder has no prior to sample from. So that ``sample`` still means something, the
 model keeps a running mean and covariance of the codes it saw in training and samples from
 that Gaussian ("ex-post density estimation", Ghosh et al. 2020); the buffers are saved with
-the weights.
+the weights. The same Gaussian is what the codec codes an autoencoder's codes under.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from .base import Model
-from .config import ModelConfig
+from .config import (DecoderLikelihood, activation_option, dense_width_option, hidden_option, latent_dim_option,
+                     model_name)
 from .conv import ConvDecoder, ConvEncoder, default_channels
+from .likelihoods import head_for
+from .losses import ELBO
 from .mlp import MLPDecoder, MLPEncoder, default_hidden
 from .outputs import Output
 from .registry import register_model
+
+
+@dataclass
+class AEConfig(DecoderLikelihood):
+    """``mlp-ae``: the thesis' dense Encoder and Decoder around a bottleneck."""
+
+    name: str = model_name("mlp-ae")
+    latent_dim: int = latent_dim_option()
+    hidden: list[int] = hidden_option()
+    activation: str = activation_option()
+
+    def describe(self) -> str:
+        return f"{self.name}, latent dimension {self.latent_dim}, {self.likelihood} likelihood"
+
+    def loss(self) -> ELBO:
+        """Reconstruction only: an autoencoder's ELBO has no KL term (Ex. 2.1.2's BCE/MSE, summed)."""
+        return ELBO()
+
+
+@dataclass
+class ConvAEConfig(AEConfig):
+    """``conv-ae``: strided convolutions around a bottleneck."""
+
+    name: str = model_name("conv-ae")
+    dense_width: int = dense_width_option()
 
 
 class AutoEncoder(Model):
     is_variational = False
     momentum = 0.01  # of the running code statistics
 
-    def __init__(self, config: ModelConfig, image_shape, encoder, decoder):
+    def __init__(self, config: AEConfig, image_shape, encoder, decoder, head):
         super().__init__(config, image_shape)
+        self.latent_dim = config.latent_dim
+        self.head = head
         self.encoder = encoder
         self.decoder = decoder
         D = config.latent_dim
         self.register_buffer("code_mean", torch.zeros(D))
         self.register_buffer("code_cov", torch.eye(D))
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, D) codes f_e(x)."""
         return self.encoder(x)
-
-    def encode_mean(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encode(x)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> Output:
         z = self.encode(x)
@@ -52,6 +81,10 @@ class AutoEncoder(Model):
         self.code_mean.mul_(1 - m).add_(z.mean(0), alpha=m)
         self.code_cov.mul_(1 - m).add_(torch.cov(z.T).reshape_as(self.code_cov), alpha=m)
 
+    def latent_gaussian(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Gaussian fitted to the training codes: (``code_mean`` (D,), ``code_cov`` (D, D))."""
+        return self.code_mean.float(), self.code_cov.float()
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
         """n images decoded from the Gaussian fitted to the training codes."""
@@ -62,27 +95,33 @@ class AutoEncoder(Model):
         z = self.code_mean + temperature * eps @ chol.T
         return self.decode_mean(z)
 
+    def entropy_model(self):
+        """Codes under a Gaussian per dimension fitted to the training codes."""
+        from .entropy_models import FittedGaussianEntropyModel
 
-@register_model("mlp-ae")
+        return FittedGaussianEntropyModel(self)
+
+
+@register_model("mlp-ae", AEConfig)
 class MLPAutoEncoder(AutoEncoder):
     """Dense autoencoder: thesis Encoder → bottleneck → thesis Decoder."""
 
     @classmethod
-    def from_config(cls, config: ModelConfig, image_shape):
+    def from_config(cls, config: AEConfig, image_shape):
         C, H, W = image_shape
         hidden = config.hidden or default_hidden(C * H * W)
         enc = MLPEncoder(image_shape, hidden, config.latent_dim, config.activation)
         dec = MLPDecoder(config.latent_dim, hidden, image_shape, config.activation)
-        return cls(config, image_shape, enc, dec)
+        return cls(config, image_shape, enc, dec, head_for(config, C))
 
 
-@register_model("conv-ae")
+@register_model("conv-ae", ConvAEConfig)
 class ConvAutoEncoder(AutoEncoder):
     """Convolutional autoencoder with strided convolutions."""
 
     @classmethod
-    def from_config(cls, config: ModelConfig, image_shape):
+    def from_config(cls, config: ConvAEConfig, image_shape):
         channels = config.hidden or default_channels(image_shape)
         enc = ConvEncoder(image_shape, channels, config.dense_width, config.latent_dim, config.activation)
         dec = ConvDecoder(config.latent_dim, channels, config.dense_width, image_shape, config.activation)
-        return cls(config, image_shape, enc, dec)
+        return cls(config, image_shape, enc, dec, head_for(config, image_shape[0]))

@@ -3,6 +3,11 @@
 ``encode(x)``, ``decode(z)``, ``forward(x) -> Output``, ``sample(n)``, ``reconstruct(x)``.
 Images go in as float tensors in [0, 1] shaped (B, C, H, W); ``sample`` and
 ``reconstruct`` return the likelihood's mean (pixel probabilities or Gaussian means).
+
+The public verbs check their input and then call the subclass' ``_encode``/``_decode``, so a
+wrongly shaped batch is one clear :class:`VaelabError` from any model, never a raw torch error
+from deep inside a convolution. A model never computes its own training loss: ``forward``
+returns an :class:`Output` and the losses of :mod:`vaelab.models.losses` score it.
 """
 
 from __future__ import annotations
@@ -12,27 +17,50 @@ import torch.nn as nn
 
 from ..errors import VaelabError
 from .config import ModelConfig
-from .likelihoods import make_head
+
+
+def device_of(module) -> torch.device:
+    """The device of a module's first parameter or buffer (the CPU for one that has none)."""
+    for tensors in (module.parameters(), module.buffers()) if hasattr(module, "parameters") else ():
+        for t in tensors:
+            return t.device
+    return torch.device("cpu")
 
 
 class Model(nn.Module):
-    """Base class: a backbone pair plus a likelihood head; subclasses choose the latent."""
+    """Base class: subclasses define ``_encode``, ``_decode`` (or a ``decoder``), ``forward`` and ``sample``."""
 
     is_variational = False
-    default_objective = "elbo"
     registry_name = "?"
+    # Buffers a model sets from its config rather than learns (a fine-tune keeps its own).
+    config_tensors: tuple[str, ...] = ()
 
     def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int]):
         super().__init__()
         self.config = config
-        self.image_shape = tuple(image_shape)
-        self.latent_dim = config.latent_dim
-        self.head = make_head(config, image_shape[0])
+        self.image_shape = tuple(int(s) for s in image_shape)
+
+    @property
+    def device(self) -> torch.device:
+        return device_of(self)
 
     # -- the verbs -------------------------------------------------------------------------
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor):
+        """(B, C, H, W) images in [0, 1] -> q(z|x) (a DiagonalGaussian) for VAEs, (B, D) codes for AEs."""
+        self.check_input(x)
+        return self._encode(x)
+
+    def decode(self, z: torch.Tensor, *args) -> torch.Tensor:
         """(B, D) latent codes -> (B, C, H, W) likelihood parameters (logits or pre-sigmoid means)."""
+        self.check_latent(z)
+        return self._decode(z, *args)
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
+
+    def encode_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, D): the posterior mean (VAE) or the code (AE)."""
+        return self.encode(x)
 
     def likelihood(self, x_hat: torch.Tensor):
         """p(x|z) from the decoder's output."""
@@ -46,15 +74,34 @@ class Model(nn.Module):
         """Decode the encoder's most likely code: x ↦ E[x | z = mode q(z|x)]."""
         return self.decode_mean(self.encode_mean(x))
 
-    def check_input(self, x: torch.Tensor) -> None:
-        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
-            raise VaelabError(
-                f"this model takes images of shape {self.image_shape} (C, H, W); got {tuple(x.shape)}"
-            )
+    def latent_gaussian(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Gaussian (mean (D,), covariance (D, D)) the model draws latents from, for sampling,
+        traversals and latent maps."""
+        raise VaelabError(f"a {self.registry_name} model has no Gaussian latent space to sample, traverse or map")
 
-    @property
-    def objective(self) -> str:
-        return self.config.objective or self.default_objective
+    def entropy_model(self):
+        """What the codec codes this model's latents with (models/entropy_models.py)."""
+        raise VaelabError(f"the codec cannot code with a {self.registry_name} model: it has no entropy model")
+
+    # -- checks ------------------------------------------------------------------------------
+    def check_input(self, x) -> None:
+        """Refuse anything but a float (B, C, H, W) batch of this model's image shape."""
+        C, H, W = self.image_shape
+        if not isinstance(x, torch.Tensor):
+            raise VaelabError(f"this model takes a float tensor of images shaped (B, {C}, {H}, {W}); "
+                              f"got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise VaelabError(f"this model takes float images in [0, 1]; got a {str(x.dtype).replace('torch.', '')} "
+                              "tensor (divide 8-bit images by 255)")
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise VaelabError(f"this model takes images of shape (B, {C}, {H}, {W}); got {tuple(x.shape)}")
+
+    def check_latent(self, z) -> None:
+        """Refuse anything but a float (B, D) batch of latent codes."""
+        if not isinstance(z, torch.Tensor) or not z.is_floating_point() or z.dim() != 2 \
+                or z.shape[1] != self.latent_dim:
+            got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise VaelabError(f"this model decodes float latent codes of shape (B, {self.latent_dim}); got {got}")
 
     def extra_repr(self) -> str:
         return f"{self.registry_name}: image {self.image_shape}, latent {self.latent_dim}"

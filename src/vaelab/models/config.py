@@ -1,31 +1,93 @@
-"""The model section of a run's config (``[model]`` in ``config.toml``)."""
+"""The ``[model]`` section of a run's config: each registered model declares its own.
+
+``ModelConfig`` holds only ``name``; every model registers a dataclass deriving from it with
+the settings that model uses and no others (``register_model("conv-vae", ConvVAEConfig)``).
+Reading a ``[model]`` table, its ``name`` picks that class, so a key the model does not take
+(``latent_dim`` for ``conv-rd``, ``rd_context`` for ``conv-vae``) is refused by name instead
+of being silently ignored.
+
+The field helpers below are shared by the model families so that one setting means one thing,
+with one reason, wherever it appears.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from ..config import option
+
+DEFAULT_MODEL = "conv-vae"
+
+
+def model_name(name: str):
+    """The ``name`` field of a model's own config class, defaulting to that model."""
+    return option(name, "registry name of the model (see `vaelab models`)")
 
 
 @dataclass
 class ModelConfig:
-    name: str = option("conv-vae", "registry name of the model (see `vaelab models`)")
-    latent_dim: int = option(32, "size of the bottleneck n_b (Def. 2.1.7): latent dimensions", min=1, max=4096)
-    hidden: list[int] = option([], "hidden widths (MLP) or channels per stage (conv); empty = the model's default", min=1)
-    dense_width: int = option(256, "conv models: width of the dense layer between conv features and latent (0 = none)", min=0)
-    activation: str = option("relu", "activation φ of every hidden layer (Def. 1.1.1): relu, leaky_relu, elu, gelu, tanh, sigmoid, softplus")
-    likelihood: str = option("bernoulli", "pixel likelihood p(x|z): bernoulli (BCE from logits) or gaussian (MSE)", choices=("bernoulli", "gaussian"))
-    sigma: float = option(0.1, "gaussian likelihood: fixed pixel noise σ (initial value when learned)", min=1e-4, max=10.0)
+    """Base of every model's config: the registry name; subclasses add the model's settings."""
+
+    name: str = model_name(DEFAULT_MODEL)
+
+    @classmethod
+    def section_for(cls, data: Mapping[str, Any], where: str = "model") -> type[ModelConfig]:
+        """The config class of the model ``data["name"]`` names (what the registry says)."""
+        from ..errors import VaelabError
+        from .registry import model_entry
+
+        name = data.get("name", cls.__dataclass_fields__["name"].default)
+        if not isinstance(name, str):
+            raise VaelabError(f"{where or 'model'}.name must be a string, got {name!r}")
+        config = model_entry(name).config
+        if not issubclass(config, cls):
+            raise VaelabError(f"{where or 'model'}.name '{name}' is not a {cls.__name__}")
+        return config
+
+    def describe(self) -> str:
+        """One line for reports: the model and the settings that matter most."""
+        return self.name
+
+    @classmethod
+    def unknown_setting(cls, key: str, where: str, known: list[str]) -> str:
+        import difflib
+
+        model = cls.__dataclass_fields__["name"].default
+        hint = difflib.get_close_matches(key, known, n=1)
+        suggestion = f"did you mean '{hint[0]}'? " if hint else ""
+        settings = ", ".join(k for k in known if k != "name")
+        return f"'{where}' is not a setting of the {model} model ({suggestion}it takes: {settings})"
+
+
+# -- fields shared by model families (each call makes a new dataclass field) -----------------------
+def latent_dim_option(default: int = 32):
+    return option(default, "size of the bottleneck n_b (Def. 2.1.7): latent dimensions", min=1, max=4096)
+
+
+def hidden_option(what: str = "hidden widths (MLP) or channels per stage (conv)"):
+    return option([], f"{what}; empty = the model's default", min=1, max=65536)
+
+
+def activation_option():
+    return option("relu", "activation φ of every hidden layer (Def. 1.1.1): relu, leaky_relu, elu, gelu, tanh, "
+                          "sigmoid, softplus (a parameter after a colon: leaky_relu:0.2)")
+
+
+def likelihood_option():
+    return option("bernoulli", "pixel likelihood p(x|z): bernoulli (BCE from logits) or gaussian (MSE)",
+                  choices=("bernoulli", "gaussian"))
+
+
+def dense_width_option():
+    return option(256, "width of the dense layer between conv features and latent (0 = none)", min=0, max=65536)
+
+
+@dataclass
+class DecoderLikelihood(ModelConfig):
+    """Settings of models whose decoder ends in a pixel likelihood p(x|z) (models/likelihoods.py)."""
+
+    likelihood: str = likelihood_option()
+    sigma: float = option(0.1, "gaussian likelihood: fixed pixel noise σ (initial value when learned)",
+                          min=1e-4, max=10.0)
     learn_sigma: bool = option(False, "gaussian likelihood: learn one σ per channel instead of fixing it")
-    beta: float = option(1.0, "weight β of the KL term: 1 is the VAE, other values the β-VAE", min=0.0)
-    objective: str = option("", "training objective: elbo or iwae; empty = the model's own default")
-    iw_samples: int = option(1, "samples K per image for the iwae objective", min=1, max=4096)
-    rd_lambdas: list[float] = option([0.1, 0.3, 1.0, 3.0, 10.0], "conv-rd: distortion weights λ of loss = bits + λ·MSE (MSE in [0,255]² units), one per quality level", min=0.0, min_exclusive=True)
-    latent_channels: int = option(32, "conv-rd: channels of its spatial latent (on the grid of the last conv stage)", min=1, max=1024)
-    rd_context: int = option(0, "conv-rd: hidden channels of an autoregressive context model over the latent grid (Minnen et al. 2018); 0 = a factorised density", min=0, max=1024)
-    rd_context_groups: int = option(1, "conv-rd with rd_context: send each grid position's channels in this many groups, each predicted also from the groups sent before it at that position (channel context)", min=1, max=64)
-    rd_straight_through: bool = option(False, "conv-rd: in training the decoder sees rounded codes (gradient passed straight through) while the rate sees noisy ones (Minnen & Singh 2020)")
-    rd_residual: int = option(0, "conv-rd: residual blocks (two 3×3 convolutions) after each encoder stage and before each decoder stage", min=0, max=8)
-    ar_features: int = option(32, "pixel-vae: channels of the conditioning map and of the autoregressive head", min=1, max=512)
-    ar_kernel: int = option(5, "pixel-vae: size of the first masked convolution (odd); how far back each pixel looks", min=3, max=15)
-    ar_layers: int = option(2, "pixel-vae: masked layers of the autoregressive head (the first 'A', the rest 3×3 'B')", min=1, max=12)

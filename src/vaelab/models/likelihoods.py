@@ -13,7 +13,6 @@ import torch
 import torch.nn as nn
 
 from ..distributions import Bernoulli, Gaussian
-from .config import ModelConfig
 
 
 class BernoulliHead(nn.Module):
@@ -39,7 +38,13 @@ class GaussianHead(nn.Module):
         return Gaussian(torch.sigmoid(x_hat), self.log_sigma.clamp(min=math.log(1e-3)))
 
 
-def make_head(config: ModelConfig, channels: int) -> nn.Module:
-    if config.likelihood == "bernoulli":
+def make_head(kind: str, channels: int, sigma: float = 0.1, learn_sigma: bool = False) -> nn.Module:
+    """The head of a ``likelihood`` setting: "bernoulli" or "gaussian" (σ fixed or learned)."""
+    if kind == "bernoulli":
         return BernoulliHead()
-    return GaussianHead(channels, config.sigma, config.learn_sigma)
+    return GaussianHead(channels, sigma, learn_sigma)
+
+
+def head_for(config, channels: int) -> nn.Module:
+    """The head a model config's ``likelihood``, ``sigma`` and ``learn_sigma`` settings describe."""
+    return make_head(config.likelihood, channels, config.sigma, config.learn_sigma)

@@ -12,13 +12,16 @@ from ..distributions import DiagonalGaussian
 
 @dataclass
 class Output:
-    """``forward(x)`` of any vaelab model.
+    """``forward(x)`` of any vaelab model: everything a loss needs, and no loss.
 
     x_hat:      decoder output, the likelihood's parameters (logits or means), (B, C, H, W)
-    z:          the latent code that was decoded, (B, D)
-    likelihood: p(x|z) as a distribution object with ``log_prob(x) -> (B,)``
+                — or (K, B, C, H, W) when K latents per image were decoded
+    z:          the latent code that was decoded, (B, D) or (K, B, D)
+    likelihood: p(x|z) as a distribution object with ``log_prob(x) -> (B,)`` (or (K, B)) and ``.mean``
     posterior:  q(z|x) for VAEs (``None`` for plain autoencoders)
-    prior:      p(z) for VAEs (``None`` for plain autoencoders)
+    prior:      p(z) for VAEs, a distribution over (B, D) (``None`` for plain autoencoders)
+    rate_bits:  rate–distortion models: −log₂ P(code) per image, (B,), in bits
+    lmbda:      rate–distortion models: the distortion weight λ of each image's quality level, (B,)
     """
 
     x_hat: torch.Tensor
@@ -26,3 +29,18 @@ class Output:
     likelihood: Any
     posterior: DiagonalGaussian | None = None
     prior: Any = None
+    rate_bits: torch.Tensor | None = None
+    lmbda: torch.Tensor | None = None
+
+
+def decoded_output(model, posterior: DiagonalGaussian, z: torch.Tensor) -> Output:
+    """Decode latents drawn from ``posterior`` — (B, D), or K per image (K, B, D) — into an Output.
+
+    Uses only the verbs every VAE has (``decode``, ``likelihood``, ``prior``): the forward pass
+    of a VAE, and the K-sample outputs the IWAE bound scores in training, evaluation and apps.
+    """
+    lead, D = z.shape[:-1], z.shape[-1]
+    x_hat = model.decode(z.reshape(-1, D))
+    x_hat = x_hat.view(*lead, *x_hat.shape[1:])                      # (…, B, C, H, W)
+    return Output(x_hat=x_hat, z=z, likelihood=model.likelihood(x_hat), posterior=posterior,
+                  prior=model.prior(posterior.mean.shape[0]))

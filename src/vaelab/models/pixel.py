@@ -22,12 +22,28 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dataclasses import dataclass
+
+from ..config import option
 from ..errors import VaelabError
 from ..theory import get_activation
-from .config import ModelConfig
+from .config import model_name
 from .conv import ConvDecoder, ConvEncoder, default_channels
+from .likelihoods import head_for
 from .registry import register_model
-from .vae import VAE, _vae_encoder_out
+from .vae import VAE, ConvVAEConfig, encoder_outputs
+
+
+@dataclass
+class PixelVAEConfig(ConvVAEConfig):
+    """``pixel-vae``: the conv VAE's settings and those of its masked-convolution head."""
+
+    name: str = model_name("pixel-vae")
+    ar_features: int = option(32, "channels of the conditioning map and of the autoregressive head", min=1, max=512)
+    ar_kernel: int = option(5, "size of the first masked convolution (odd); how far back each pixel looks",
+                            min=3, max=15)
+    ar_layers: int = option(2, "masked layers of the autoregressive head (the first 'A', the rest 3×3 'B')",
+                            min=1, max=12)
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -140,12 +156,12 @@ class AutoregressiveBernoulli:
         return self._generate(torch.Generator(device=self.h.device).manual_seed(0))[1]
 
 
-@register_model("pixel-vae")
+@register_model("pixel-vae", PixelVAEConfig)
 class PixelVAE(VAE):
     """Conv VAE whose decoder ends in a local autoregressive (masked-convolution) head."""
 
     @classmethod
-    def from_config(cls, config: ModelConfig, image_shape):
+    def from_config(cls, config: PixelVAEConfig, image_shape):
         C, H, W = image_shape
         if config.likelihood != "bernoulli":
             raise VaelabError("pixel-vae models binary pixels: use --likelihood bernoulli (with --binarize)")
@@ -153,9 +169,9 @@ class PixelVAE(VAE):
             raise VaelabError(f"model.ar_kernel must be odd, got {config.ar_kernel}")
         channels = config.hidden or default_channels(image_shape)
         features = config.ar_features
-        enc = ConvEncoder(image_shape, channels, config.dense_width, _vae_encoder_out(config), config.activation)
+        enc = ConvEncoder(image_shape, channels, config.dense_width, encoder_outputs(config), config.activation)
         dec = ConvDecoder(config.latent_dim, channels, config.dense_width, (features, H, W), config.activation)
-        model = cls(config, image_shape, enc, dec)
+        model = cls(config, image_shape, enc, dec, head_for(config, C))
         model.ar_head = AutoregressiveHead(C, features, config.ar_kernel, config.ar_layers, config.activation)
         return model
 

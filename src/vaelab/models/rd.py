@@ -34,7 +34,9 @@ over the latent grid (rd_context.py, Minnen et al. 2018): each position's elemen
 predicted from the positions before it, and the same rate + λ·distortion trains it.
 
 Rates are in **bits per image**, distortions in **[0, 255]² units** (PSNR = 10·log₁₀(255²/D)).
-In the engine's logs the rate sits in the ``kl`` slot and the distortion in ``reconstruction``.
+The model's ``forward`` returns the rate and each image's λ in its Output; the loss
+(``losses.RateDistortion``) weighs them, and the codec codes with the model's entropy model
+(rd_entropy.py), which uses the interpolation below, not a copy of it.
 """
 
 from __future__ import annotations
@@ -46,10 +48,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dataclasses import dataclass
+
+from ..config import option
 from ..errors import VaelabError
 from .base import Model
-from .config import ModelConfig
-from .objectives import LossTerms
+from .config import ModelConfig, hidden_option, likelihood_option, model_name
+from .likelihoods import make_head
+from .losses import RateDistortion
 from .outputs import Output
 from .rd_context import LIKELIHOOD_FLOOR, LatentContextModel, logistic_bin_probability
 from .registry import register_model
@@ -61,6 +67,39 @@ INITIAL_STEP = 0.5        # Δ of the best quality level at initialisation
 # densities (which must sharpen by several e-folds for unused elements) and the steps then
 # adapt 10× faster than the networks, instead of lagging thousands of steps behind them.
 PARAMETER_SPEED = 10.0
+
+
+@dataclass
+class RateDistortionConfig(ModelConfig):
+    """``conv-rd``: the transforms, the latent grid, its density and the quality levels."""
+
+    name: str = model_name("conv-rd")
+    hidden: list[int] = hidden_option("channels of the stride-2 stages (default 64-64: 28 → 14 → 7)")
+    latent_channels: int = option(32, "channels M of the spatial latent (on the grid of the last stage)",
+                                  min=1, max=1024)
+    likelihood: str = likelihood_option()
+    rd_lambdas: list[float] = option([0.1, 0.3, 1.0, 3.0, 10.0], "distortion weights λ of loss = bits + λ·MSE "
+                                     "(MSE in [0,255]² units), one per quality level", min=0.0, min_exclusive=True,
+                                     max=1e9)
+    rd_context: int = option(0, "hidden channels of an autoregressive context model over the latent grid "
+                                "(Minnen et al. 2018); 0 = a factorised density", min=0, max=1024)
+    rd_context_groups: int = option(1, "with rd_context: send each grid position's channels in this many groups, "
+                                       "each predicted also from the groups sent before it at that position "
+                                       "(channel context)", min=1, max=64)
+    rd_straight_through: bool = option(False, "in training the decoder sees rounded codes (gradient passed "
+                                              "straight through) while the rate sees noisy ones (Minnen & Singh 2020)")
+    rd_residual: int = option(0, "residual blocks (two 3×3 convolutions) after each encoder stage and before each "
+                                 "decoder stage", min=0, max=8)
+
+    def describe(self) -> str:
+        density = f"context model ({self.rd_context} channels" + (
+            f", {self.rd_context_groups} channel groups)" if self.rd_context_groups > 1 else ")") \
+            if self.rd_context else "factorised density"
+        return (f"{self.name}, latent grid of {self.latent_channels} channels, {density}, "
+                f"λ {', '.join(f'{v:g}' for v in self.rd_lambdas)}")
+
+    def loss(self) -> RateDistortion:
+        return RateDistortion()
 
 
 class GDN(nn.Module):
@@ -197,7 +236,18 @@ class LogisticMixtureDensity(nn.Module):
                 for name in ("logits", "locs", "log_scales")}
 
 
-def _level_lambdas(config: ModelConfig) -> list[float]:
+def interpolate_levels(weights: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Σ_ℓ w_ℓ · table_ℓ for (B, L) level weights and a (L,) or (L, D) table -> (B,) or (B, D).
+
+    Summed level by level in a fixed order with element-wise operations (no matrix product,
+    whose summation order may change with threads or hardware): in float64 the codec's tables
+    come out the same on every machine.
+    """
+    w = weights.reshape(*weights.shape, *([1] * (table.dim() - 1)))
+    return sum(w[:, level] * table[level] for level in range(table.shape[0]))
+
+
+def _level_lambdas(config: RateDistortionConfig) -> list[float]:
     lambdas = sorted(config.rd_lambdas)
     if not lambdas or len(set(lambdas)) != len(lambdas):
         raise VaelabError(f"rd_lambdas must hold one or more distinct λ values, got {config.rd_lambdas}")
@@ -211,13 +261,13 @@ class RateDistortionAutoEncoder(Model):
     """
 
     is_variational = False
-    default_objective = "rate-distortion"
     config_tensors = ("lambdas",)   # set from rd_lambdas: a fine-tune (init_from) keeps its own
 
-    def __init__(self, config: ModelConfig, image_shape, encoder: nn.Module, decoder: nn.Module,
+    def __init__(self, config: RateDistortionConfig, image_shape, encoder: nn.Module, decoder: nn.Module,
                  latent_grid: tuple[int, int, int]):
         super().__init__(config, image_shape)
         lambdas = _level_lambdas(config)
+        self.head = make_head(config.likelihood, image_shape[0])
         self.levels = len(lambdas)
         self.latent_grid = tuple(latent_grid)           # (M, h, w)
         self.latent_dim = math.prod(latent_grid)
@@ -242,37 +292,38 @@ class RateDistortionAutoEncoder(Model):
 
     # -- quality levels ------------------------------------------------------------------------
     def level_weights(self, level: torch.Tensor) -> torch.Tensor:
-        """(B,) continuous levels in [0, L−1] -> (B, L) interpolation weights (two non-zero)."""
+        """(B,) continuous levels in [0, L−1] -> (B, L) interpolation weights (two non-zero), in level's dtype."""
         L = self.levels
         level = level.clamp(0, L - 1)
         below = level.floor().clamp(max=max(L - 2, 0)).long()
         frac = (level - below).unsqueeze(1)
-        weights = torch.zeros(level.shape[0], L, device=level.device)
+        weights = torch.zeros(level.shape[0], L, device=level.device, dtype=level.dtype)
         weights.scatter_(1, below.unsqueeze(1), 1 - frac)
         if L > 1:
             weights.scatter_add_(1, (below + 1).unsqueeze(1), frac)
         return weights
 
+    def log_steps_at(self, weights: torch.Tensor) -> torch.Tensor:
+        """(B, L) level weights -> (B, D) log Δ: the levels' log steps interpolated (geometric in Δ)."""
+        return interpolate_levels(weights, self.log_steps.to(weights.dtype))
+
     def steps(self, weights: torch.Tensor) -> torch.Tensor:
         """(B, L) level weights -> (B, D) quantisation steps Δ (geometric interpolation)."""
-        return torch.exp(weights @ self.log_steps)
+        return torch.exp(self.log_steps_at(weights))
 
     def level_lambda(self, weights: torch.Tensor) -> torch.Tensor:
-        """(B, L) level weights -> (B,) distortion weights λ (geometric interpolation)."""
-        return torch.exp(weights @ torch.log(self.lambdas))
+        """(B, L) level weights -> (B,) distortion weights λ (geometric interpolation), in the weights' dtype."""
+        return torch.exp(interpolate_levels(weights, torch.log(self.lambdas.to(weights.dtype))))
 
     def _best_level(self, batch: int, device) -> torch.Tensor:
         return self.level_weights(torch.full((batch,), float(self.levels - 1), device=device))
 
     # -- the verbs ------------------------------------------------------------------------------
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, D) continuous latent y (not yet quantised)."""
         return self.encoder(x).flatten(1)
 
-    def encode_mean(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encode(x)
-
-    def decode(self, z: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    def _decode(self, z: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D) dequantised latent and (B, L) level weights (default: the best level) -> (B, C, H, W) logits."""
         B = z.shape[0]
         M, h, w = self.latent_grid
@@ -285,17 +336,42 @@ class RateDistortionAutoEncoder(Model):
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
                 level: torch.Tensor | None = None) -> Output:
-        """Encode, round at ``level`` ((B,) in [0, L−1]; default the best), decode."""
+        """Encode, quantise at ``level`` ((B,) in [0, L−1]), decode; the Output carries rate and λ.
+
+        With no ``level`` each image draws its own uniformly in [0, L−1], so training covers
+        the whole range with one model. In training the code is y + Δ·u, u ~ U(−½, ½) (whose
+        density is the rounded code's probability, Ballé et al. 2017) and, with
+        ``rd_straight_through``, the decoder sees the rounded code with the gradient passed
+        straight through; in eval mode the code is rounded, so the rate is what the entropy
+        coder spends (within about a byte).
+        """
         B = x.shape[0]
-        weights = self._best_level(B, x.device) if level is None else self.level_weights(level)
+        if level is None:
+            level = torch.rand(B, device=x.device, generator=generator) * (self.levels - 1)
+        weights = self.level_weights(level)
         steps = self.steps(weights)
-        y_hat = torch.round(self.encode(x) / steps) * steps
-        x_hat = self.decode(y_hat, weights)
-        return Output(x_hat=x_hat, z=y_hat, likelihood=self.likelihood(x_hat))
+        y = self.encode(x)
+        if self.training:
+            code = y + steps * (torch.rand(y.shape, generator=generator, device=y.device, dtype=y.dtype) - 0.5)
+        else:
+            code = torch.round(y / steps) * steps
+        rate = self.rate_bits(code, steps, weights)
+        seen = code
+        if self.training and self.config.rd_straight_through:
+            # The decoder gets what it will get in the codec, the rounded code; rounding passes
+            # gradients straight through in units of bins, so Δ still learns from the distortion
+            # (its gradient is the rounding error, as in learned-step quantisation).
+            bins = y / steps
+            seen = (bins + (torch.round(bins) - bins).detach()) * steps
+        x_hat = self.decode(seen, weights)
+        return Output(x_hat=x_hat, z=code, likelihood=self.likelihood(x_hat), rate_bits=rate,
+                      lmbda=self.level_lambda(weights))
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Images through the quantised bottleneck at the best quality level."""
-        return self.likelihood(self(x).x_hat).mean
+        """Images through the rounded bottleneck at the best quality level."""
+        weights = self._best_level(x.shape[0], x.device)
+        steps = self.steps(weights)
+        return self.decode_mean(torch.round(self.encode(x) / steps) * steps)
 
     @property
     def has_context(self) -> bool:
@@ -311,7 +387,6 @@ class RateDistortionAutoEncoder(Model):
             z = self.density.sample(n, generator)
         return self.decode_mean(z * temperature)
 
-    # -- the objective -------------------------------------------------------------------------
     def rate_bits(self, y: torch.Tensor, steps: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D) latents (noisy or quantised), steps and (B, L) level weights -> (B,) −log₂ P(ŷ) in bits.
 
@@ -324,50 +399,25 @@ class RateDistortionAutoEncoder(Model):
         p = self.density.bin_probability(y, steps).clamp(min=LIKELIHOOD_FLOOR)
         return -torch.log2(p).sum(dim=1)
 
-    def training_loss(self, x: torch.Tensor, kl_weight: float = 1.0) -> LossTerms:
-        """Per image: rate (bits, in ``kl``) + λ·distortion ([0,255]² MSE, in ``reconstruction``).
+    def entropy_model(self):
+        """The codec's coder for this model: its learned density and steps (rd_entropy.py)."""
+        from .rd_entropy import ContextEntropyModel, FactorisedEntropyModel
 
-        Each image draws its own quality level uniformly in [0, L−1], so one model learns the
-        whole range. In training the code is noisy; in eval mode (validation) it is rounded,
-        so the rate is what the entropy coder actually spends (within about a byte).
-        """
-        B = x.shape[0]
-        weights = self.level_weights(torch.rand(B, device=x.device) * (self.levels - 1))
-        steps = self.steps(weights)
-        y = self.encode(x)
-        if self.training:
-            code = y + steps * (torch.rand_like(y) - 0.5)
-        else:
-            code = torch.round(y / steps) * steps
-        rate = self.rate_bits(code, steps, weights)
-        seen = code
-        if self.training and self.config.rd_straight_through:
-            # The decoder gets what it will get in the codec, the rounded code; rounding passes
-            # gradients straight through in units of bins, so Δ still learns from the distortion
-            # (its gradient is the rounding error, as in learned-step quantisation).
-            bins = y / steps
-            seen = (bins + (torch.round(bins) - bins).detach()) * steps
-        x_mean = self.likelihood(self.decode(seen, weights)).mean
-        distortion = (255.0 * (x_mean - x)).pow(2).flatten(1).mean(1)
-        loss = kl_weight * rate + self.level_lambda(weights) * distortion
-        return LossTerms(loss=loss, reconstruction=distortion, kl=rate)
+        return ContextEntropyModel(self) if self.has_context else FactorisedEntropyModel(self)
 
 
-@register_model("conv-rd")
+@register_model("conv-rd", RateDistortionConfig)
 class ConvRateDistortion(RateDistortionAutoEncoder):
     """GDN conv encoder/decoder around a spatial latent with a learned factorised or context density.
 
     ``hidden`` gives the channels of the stride-2 stages (default [64, 64]: 28 → 14 → 7),
-    ``latent_channels`` the channels M of the latent grid; ``latent_dim`` is not used (the
-    latent has M·h·w elements). ``rd_context`` > 0 replaces the factorised density by the
+    ``latent_channels`` the channels M of the latent grid (the latent has D = M·h·w elements).
+    ``rd_context`` > 0 replaces the factorised density by the
     autoregressive context model with that many hidden channels (rd_context.py).
     """
 
     @classmethod
-    def from_config(cls, config: ModelConfig, image_shape):
-        if config.objective not in ("", "rate-distortion"):
-            raise VaelabError(f"conv-rd trains on the rate-distortion objective, not '{config.objective}'; "
-                              "leave --objective empty")
+    def from_config(cls, config: RateDistortionConfig, image_shape):
         C, H, W = image_shape
         channels = config.hidden or [64, 64]
         sizes = [(H, W)]

@@ -1,32 +1,68 @@
 """Variational autoencoders (thesis ch. 3; Kingma & Welling 2014).
 
 The encoder outputs the mean and log-variance of q(z|x) = N(μ(x), diag σ²(x)); a latent is
-drawn by reparameterisation and decoded into p(x|z). The prior is N(0, I). β (config) weighs
-the KL term: β = 1 is the VAE, β ≠ 1 the β-VAE (Higgins et al. 2017).
+drawn by reparameterisation and decoded into p(x|z). The prior is N(0, I). The config's β
+weighs the KL term of the ELBO loss: β = 1 is the VAE, β ≠ 1 the β-VAE (Higgins et al. 2017);
+``objective = "iwae"`` trains on the importance-weighted bound instead (Burda et al. 2015).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from ..config import option
 from ..distributions import DiagonalGaussian
+from .ae import AEConfig
 from .base import Model
-from .config import ModelConfig
+from .config import dense_width_option, model_name
 from .conv import ConvDecoder, ConvEncoder, default_channels
+from .likelihoods import head_for
+from .losses import ELBO, IWAE, Loss
 from .mlp import MLPDecoder, MLPEncoder, default_hidden
-from .outputs import Output
+from .outputs import decoded_output
 from .registry import register_model
+
+
+@dataclass
+class VAEConfig(AEConfig):
+    """``mlp-vae``: the thesis' dense networks with a Gaussian bottleneck, and its training objective."""
+
+    name: str = model_name("mlp-vae")
+    beta: float = option(1.0, "weight β of the KL term: 1 is the VAE, other values the β-VAE", min=0.0, max=1e6)
+    objective: str = option("elbo", "training objective: elbo (β-weighted) or iwae (K samples, Burda et al. 2015)",
+                            choices=("elbo", "iwae"))
+    iw_samples: int = option(1, "samples K per image for the iwae objective", min=1, max=4096)
+
+    def describe(self) -> str:
+        objective = f", IWAE with K = {self.iw_samples}" if self.objective == "iwae" else \
+            (f", β = {self.beta:g}" if self.beta != 1 else "")
+        return super().describe() + objective
+
+    def loss(self) -> Loss:
+        return IWAE(self.iw_samples) if self.objective == "iwae" else ELBO(self.beta)
+
+
+@dataclass
+class ConvVAEConfig(VAEConfig):
+    """``conv-vae``: strided convolutions with a Gaussian bottleneck (the default model)."""
+
+    name: str = model_name("conv-vae")
+    dense_width: int = dense_width_option()
 
 
 class VAE(Model):
     is_variational = True
 
-    def __init__(self, config: ModelConfig, image_shape, encoder, decoder):
+    def __init__(self, config: VAEConfig, image_shape, encoder, decoder, head):
         super().__init__(config, image_shape)
+        self.latent_dim = config.latent_dim
+        self.head = head
         self.encoder = encoder  # outputs 2·D numbers per image: μ and log σ²
         self.decoder = decoder
 
-    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
+    def _encode(self, x: torch.Tensor) -> DiagonalGaussian:
         """(B, C, H, W) -> q(z|x), a diagonal Gaussian over (B, D)."""
         mean, logvar = self.encoder(x).chunk(2, dim=-1)
         return DiagonalGaussian(mean, logvar)
@@ -36,15 +72,17 @@ class VAE(Model):
 
     def prior(self, batch: int = 1) -> DiagonalGaussian:
         """p(z) = N(0, I), broadcast to (batch, D)."""
-        p = next(self.parameters())
-        return DiagonalGaussian.standard((batch, self.latent_dim), device=p.device, dtype=torch.float32)
+        return DiagonalGaussian.standard((batch, self.latent_dim), device=self.device, dtype=torch.float32)
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> Output:
+    def latent_gaussian(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prior N(0, I) as (mean (D,), covariance (D, D))."""
+        D = self.latent_dim
+        return torch.zeros(D, device=self.device), torch.eye(D, device=self.device)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, samples: int | None = None) -> Output:
+        """Encode, draw one latent per image by reparameterisation (``samples`` = K: K per image), decode."""
         posterior = self.encode(x)
-        z = posterior.sample(generator)
-        x_hat = self.decode(z)
-        return Output(x_hat=x_hat, z=z, likelihood=self.likelihood(x_hat), posterior=posterior,
-                      prior=self.prior(x.shape[0]))
+        return decoded_output(self, posterior, posterior.sample(generator, n=samples))
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
@@ -52,31 +90,38 @@ class VAE(Model):
         z = self.prior(n).sample(generator) * temperature
         return self.decode_mean(z)
 
+    def entropy_model(self):
+        """Codes the posterior means under the discretised prior N(0, I) (thesis ch. 3: the prior is the code's model)."""
+        from .entropy_models import GaussianPriorEntropyModel
 
-def _vae_encoder_out(config: ModelConfig) -> int:
+        return GaussianPriorEntropyModel(self)
+
+
+def encoder_outputs(config: VAEConfig) -> int:
+    """A VAE's encoder outputs μ and log σ²: 2·D numbers per image."""
     return 2 * config.latent_dim
 
 
-@register_model("mlp-vae")
+@register_model("mlp-vae", VAEConfig)
 class MLPVAE(VAE):
     """Dense VAE: the thesis' Encoder and Decoder with a Gaussian bottleneck."""
 
     @classmethod
-    def from_config(cls, config: ModelConfig, image_shape):
+    def from_config(cls, config: VAEConfig, image_shape):
         C, H, W = image_shape
         hidden = config.hidden or default_hidden(C * H * W)
-        enc = MLPEncoder(image_shape, hidden, _vae_encoder_out(config), config.activation)
+        enc = MLPEncoder(image_shape, hidden, encoder_outputs(config), config.activation)
         dec = MLPDecoder(config.latent_dim, hidden, image_shape, config.activation)
-        return cls(config, image_shape, enc, dec)
+        return cls(config, image_shape, enc, dec, head_for(config, C))
 
 
-@register_model("conv-vae")
+@register_model("conv-vae", ConvVAEConfig)
 class ConvVAE(VAE):
     """Convolutional VAE with strided convolutions (the default model)."""
 
     @classmethod
-    def from_config(cls, config: ModelConfig, image_shape):
+    def from_config(cls, config: ConvVAEConfig, image_shape):
         channels = config.hidden or default_channels(image_shape)
-        enc = ConvEncoder(image_shape, channels, config.dense_width, _vae_encoder_out(config), config.activation)
+        enc = ConvEncoder(image_shape, channels, config.dense_width, encoder_outputs(config), config.activation)
         dec = ConvDecoder(config.latent_dim, channels, config.dense_width, image_shape, config.activation)
-        return cls(config, image_shape, enc, dec)
+        return cls(config, image_shape, enc, dec, head_for(config, image_shape[0]))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import runs
-from ..training.metrics import read_metrics
+from ..runs import read_metrics
 
 
 @dataclass
@@ -51,7 +51,7 @@ def summarize(run_dir) -> RunSummary:
         source = "training log (test −ELBO)" if final else "no evaluation yet"
     curve = [(r["epoch"], r["val_neg_elbo"]) for r in records
              if r.get("event") == "epoch" and isinstance(r.get("val_neg_elbo"), (int, float))]
-    return RunSummary(run_dir.name, config.model.name, config.data.name, config.model.latent_dim,
+    return RunSummary(run_dir.name, config.model.name, config.data.name, getattr(config.model, "latent_dim", None),
                       final.get("epoch"), source, numbers, curve)
 
 

@@ -19,7 +19,7 @@ import torch
 
 from .. import runs
 from ..imageio import encode_png, grid, save_image, to_uint8
-from ..training.metrics import read_metrics
+from ..runs import read_metrics
 from . import figures
 from .html import Report, figure, table
 
@@ -41,11 +41,11 @@ def _test_images(config, n: int, splits=None) -> tuple[torch.Tensor, torch.Tenso
 
 
 @torch.no_grad()
-def basic_figures(run_dir: Path, model, splits=None) -> dict[str, bytes]:
+def basic_figures(run: runs.Run, splits=None) -> dict[str, bytes]:
     """Reconstructions, samples and loss curve as PNG bytes, also saved into the run directory."""
     from ..fileio import atomic_write_bytes
 
-    config = model.run_config
+    run_dir, model, config = run.dir, run.model, run.config
     images, _ = _test_images(config, N_PAIRS, splits)
     x = images.float() / 255.0
     recon = to_uint8(model.reconstruct(x))
@@ -63,8 +63,7 @@ def _config_section(config) -> str:
     from ..config import to_toml
 
     m, d, t = config.model, config.data, config.train
-    rows = [("model", f"{m.name}, latent dimension {m.latent_dim}, {m.likelihood} likelihood"
-                      + (f", β = {m.beta:g}" if m.beta != 1 else "")),
+    rows = [("model", m.describe()),
             ("data", d.name + (f", binarised ({d.binarize})" if d.binarize != "none" else "")
              + (f", first {d.limit} training images" if d.limit else "")),
             ("training", f"{t.epochs} epochs, batch {t.batch_size}, {t.optimizer} lr {t.lr:g}, {t.schedule} schedule")]
@@ -72,7 +71,7 @@ def _config_section(config) -> str:
             f"<pre>{html.escape(to_toml(config))}</pre></details>")
 
 
-def _quick_metrics(passed, model, final: dict) -> str:
+def _quick_metrics(passed, run: runs.Run, final: dict) -> str:
     from ..evaluation.latent import ACTIVE_THRESHOLD, activity
     from ..evaluation.likelihood import DISCRETIZATION_NOTES, bits_per_dim, likelihood_kind
     from ..evaluation.suite import mean_stderr
@@ -81,10 +80,11 @@ def _quick_metrics(passed, model, final: dict) -> str:
         s = mean_stderr(values)
         return f"{s['mean']:.{digits}f} ± {s['stderr']:.{digits}f}"
 
+    model = run.model
     n = passed.mse.shape[0]
     rows = []
     if model.is_variational:
-        kind = likelihood_kind(model)
+        kind = likelihood_kind(model, run.binarized)
         rows += [("−ELBO (nats/image)", pm(passed.neg_elbo)), ("  reconstruction term", pm(passed.reconstruction)),
                  ("  KL(q‖p)", pm(passed.kl)),
                  ("bits/dim (−ELBO)", f"{bits_per_dim(float(passed.neg_elbo.mean()), model.image_shape):.4f}"),
@@ -127,10 +127,11 @@ def _latent_maps(means: np.ndarray, labels: np.ndarray | None, class_names, tsne
     if means.shape[1] == 2:
         return [(figures.latent_map(means, labels, class_names, "latent means μ(x)", ("z₁", "z₂")),
                  f"posterior means of {n} test images, coloured by label")]
-    centred = means - means.mean(0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    share = (s[:2] ** 2).sum() / max((s**2).sum(), 1e-12)
-    out = [(figures.latent_map(centred @ vt[:2].T, labels, class_names,
+    from ..evaluation.latent import principal_axes
+
+    points, explained = principal_axes(means, 2)
+    share = explained.sum()
+    out = [(figures.latent_map(points, labels, class_names,
                                f"PCA of the latent means ({100 * share:.0f}% of the variance)", ("PC 1", "PC 2")),
             f"posterior means of {n} test images projected on their two principal axes")]
     if tsne and n >= 50:
@@ -160,12 +161,11 @@ def write_report(run_dir, tsne: bool = True) -> Path:
     from ..fileio import atomic_write_text
 
     started = time.perf_counter()
-    run_dir = runs.run_path(run_dir)
-    model = runs.load_model(run_dir)
-    config = model.run_config
+    run = runs.open_run(run_dir)
+    run_dir, model, config = run.dir, run.model, run.config
     records = read_metrics(run_dir / runs.METRICS_FILE)
     splits = load_data(config.data)
-    figs = basic_figures(run_dir, model, splits)
+    figs = basic_figures(run, splits)
     test = _eval_split(splits)
     n = min(len(test), MAP_POINTS)
     passed = image_pass(model, test.images[:n], batch_size=500, seed=0)
@@ -175,7 +175,7 @@ def write_report(run_dir, tsne: bool = True) -> Path:
 
     report = Report(f"vaelab run: {run_dir.name} — {config.model.name} on {config.data.name}")
     report.add("Configuration", _config_section(config))
-    report.add("Metrics", _full_metrics(doc) if doc else _quick_metrics(passed, model, final))
+    report.add("Metrics", _full_metrics(doc) if doc else _quick_metrics(passed, run, final))
     report.add("Training curves",
                figure(figs["loss"], "training loss per logged step and per epoch; validation loss per epoch") +
                figure(figures.elbo_kl_curves(records), "left: validation −ELBO and the reconstruction term per "

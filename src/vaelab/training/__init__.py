@@ -1,6 +1,6 @@
 """Training: the engine, checkpoints, metrics and DDP."""
 
-from .config import TrainConfig
-from .engine import TrainResult, evaluate_loss, train
+from ..runs.train_config import TrainConfig
+from .engine import TrainResult, TrainState, evaluate_loss, train
 
-__all__ = ["TrainConfig", "TrainResult", "evaluate_loss", "train"]
+__all__ = ["TrainConfig", "TrainResult", "TrainState", "evaluate_loss", "train"]

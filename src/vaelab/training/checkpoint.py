@@ -11,7 +11,6 @@ refused).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -20,48 +19,11 @@ from typing import Any
 import torch
 
 from ..errors import VaelabError
-from ..fileio import atomic_open, atomic_write_json, read_bytes
+from ..fileio import atomic_write_json, read_bytes
+from ..weights import load_weights, save_tensors
+from ..weights import sha256 as _sha256
 
 CHECKPOINT_FORMAT = 1
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
-    """Atomically write a safetensors file; returns the SHA-256 of its bytes."""
-    from safetensors.torch import save
-
-    data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
-    with atomic_open(path, "wb") as handle:
-        handle.write(data)
-    return _sha256(data)
-
-
-def load_weights(path: Path, max_bytes: int = 8 << 30, data: bytes | None = None
-                 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read a safetensors file -> (tensors, metadata); any damage is a one-line error."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
-    data = read_bytes(path, "weights file", max_bytes) if data is None else data
-    try:
-        tensors = load(data)
-        meta = _metadata(data)
-    except (SafetensorError, ValueError, RuntimeError, OverflowError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VaelabError(f"is damaged or not a safetensors file ({str(exc).splitlines()[0][:200]})", path) from None
-    return tensors, meta
-
-
-def _metadata(data: bytes) -> dict[str, str]:
-    # The safetensors header: 8-byte little-endian length, then JSON with "__metadata__".
-    n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + n].decode("utf-8"))
-    meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict):
-        raise ValueError("metadata is not a table")
-    return {str(k): str(v) for k, v in meta.items()}
 
 
 # -- optimiser and scheduler state as tensors + JSON ---------------------------------------

@@ -1,9 +1,12 @@
 """The training loop: model-agnostic, resumable, distributed.
 
-The engine knows one thing about a model: ``training_loss(model, x, kl_weight)`` returns
-per-image loss terms (models/objectives.py). Everything else — optimiser (thesis §1.2:
-GD, SGD, Adam), step-size schedule, KL warm-up, clipping, early stopping, precision,
-checkpoints, DDP — lives here.
+The engine knows two things about a model: ``model(x, **loss.forward_options)`` returns an
+Output, and the loss its config names (``config.model.loss()``, models/losses.py) turns that
+Output into per-image terms. Everything else — optimiser (thesis §1.2: GD, SGD, Adam),
+step-size schedule, KL warm-up, clipping, early stopping, precision, checkpoints, DDP — lives
+here, in three phases over a typed :class:`TrainState`: ``setup`` (data, model, optimiser,
+resume), ``train_epoch`` (the optimisation steps of one epoch) and ``end_epoch`` (validate,
+keep the best weights, checkpoint, decide whether to stop), then ``finish`` (the test split).
 
 Reproducibility: initialisation is seeded by ``seed``; each epoch's batch order and noise
 come from generators seeded by (seed, epoch, rank). A checkpoint at the end of every epoch
@@ -13,6 +16,7 @@ resumed ends with the weights of an uninterrupted run (in deterministic mode).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -26,23 +30,47 @@ from .. import runs
 from ..data import BatchLoader, DataSplits, eval_batches, load_data
 from ..errors import VaelabError
 from ..fileio import remove_stale_temporaries
-from ..models import build_model, training_loss
+from ..models import build_model, kl_warmup_weight
+from ..models.losses import Loss, LossTerms
 from ..theory import make_optimizer, make_scheduler
+from ..weights import load_state, save_tensors
 from . import distributed, precision
-from .checkpoint import load_checkpoint, save_checkpoint, save_tensors
+from .checkpoint import load_checkpoint, save_checkpoint
 from .metrics import MetricsLog, trim_after
 
 
-class LossModule(nn.Module):
-    """model + objective as one module, so DDP sees every parameter the loss touches."""
+@dataclass
+class TrainState:
+    """The counters a checkpoint carries (``checkpoint.json``'s ``state``)."""
 
-    def __init__(self, model: nn.Module):
+    epoch: int = 0                  # epochs finished
+    step: int = 0                   # optimisation steps taken
+    best_val: float = math.inf      # best validation loss so far (the training loss without a validation split)
+    best_epoch: int = 0             # the epoch that reached it: model.safetensors holds its weights
+    bad_epochs: int = 0             # epochs since the last improvement (early stopping)
+    elapsed: float = 0.0            # seconds of training, over every session of the run
+    skipped_steps: int = 0          # steps skipped for a non-finite loss (nan_policy = skip)
+
+    @classmethod
+    def from_checkpoint(cls, state: dict) -> TrainState:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in state.items() if k in known}
+        values["best_val"] = float(values.get("best_val", math.inf))
+        return cls(**values)
+
+
+class LossModule(nn.Module):
+    """model + loss as one module, so DDP sees every parameter the loss touches."""
+
+    def __init__(self, model: nn.Module, loss: Loss):
         super().__init__()
         self.model = model
+        self.loss = loss
 
     def forward(self, x: torch.Tensor, kl_weight: float):
-        terms = training_loss(self.model, x, kl_weight)
-        return terms.loss.mean(), torch.stack([terms.loss.mean(), terms.reconstruction.mean(), terms.kl.mean()])
+        terms = self.loss(self.model(x, **self.loss.forward_options), x, kl_weight)
+        means = terms.means()
+        return means["loss"], torch.stack(list(means.values()))
 
 
 @dataclass
@@ -85,28 +113,68 @@ def initialise_from(model: nn.Module, run_dir: str) -> list[str]:
         if tuple(value.shape) != tuple(target[name].shape):
             raise VaelabError(f"tensor {name} has shape {tuple(value.shape)}, this model expects "
                               f"{tuple(target[name].shape)}", Path(run_dir))
-    weights = {name: value for name, value in source.items() if name not in getattr(model, "config_tensors", ())}
+    weights = {name: value for name, value in source.items() if name not in model.config_tensors}
     model.load_state_dict(weights, strict=False)   # names and shapes checked above
     return sorted(set(target) - set(weights))
 
 
+def reported_terms(loss: Loss, terms: LossTerms) -> dict[str, torch.Tensor]:
+    """Per-image numbers a loss reports: its parts and what they add up to (−ELBO; a codec's PSNR)."""
+    out = dict(terms.parts)
+    if {"reconstruction", "kl"} <= set(out):
+        out = {"neg_elbo": terms.parts["reconstruction"] + terms.parts["kl"], **out}
+    if "distortion" in out:
+        from ..metrics import psnr_from_mse
+
+        out["psnr_db"] = psnr_from_mse(out["distortion"].double(), 255.0)
+    return out
+
+
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, images: torch.Tensor, batch_size: int, device, seed: int = 1234) -> dict[str, float]:
-    """Mean loss terms (β-weighted loss, −ELBO, reconstruction, KL) over a split, fixed noise."""
+def evaluate_loss(model: nn.Module, loss: Loss, images: torch.Tensor, batch_size: int, device,
+                  seed: int = 1234) -> dict[str, float]:
+    """Means over a split, with fixed noise: the loss (weights as in training, no warm-up) and what it reports.
+
+    For an ELBO: ``loss``, ``neg_elbo``, ``reconstruction``, ``kl`` (nats/image); for the
+    rate–distortion loss: ``loss``, ``rate`` (bits/image), ``distortion`` ([0, 255]² MSE) and
+    ``psnr_db`` (the mean of each image's PSNR).
+    """
     was_training = model.training
     model.eval()
-    totals = torch.zeros(4, dtype=torch.float64)
+    totals: dict[str, torch.Tensor] = {}
     n = 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for x in eval_batches(images, batch_size, device):
-            terms = training_loss(model, x, 1.0)
-            totals += torch.stack([terms.loss.sum(), (terms.reconstruction + terms.kl).sum(),
-                                   terms.reconstruction.sum(), terms.kl.sum()]).double().cpu()
+            terms = loss(model(x, **loss.forward_options), x, 1.0)
+            for name, value in {"loss": terms.loss, **reported_terms(loss, terms)}.items():
+                totals[name] = totals.get(name, 0) + value.double().sum().cpu()
             n += x.shape[0]
     model.train(was_training)
-    totals /= max(n, 1)
-    return dict(zip(("loss", "neg_elbo", "reconstruction", "kl"), totals.tolist()))
+    return {name: float(total) / max(n, 1) for name, total in totals.items()}
+
+
+@dataclass
+class Setup:
+    """What ``setup`` builds and the epochs use."""
+
+    ctx: distributed.Context
+    data: DataSplits
+    model: nn.Module
+    loss: Loss
+    net: nn.Module                  # LossModule, wrapped in DDP when distributed
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: object
+    loader: BatchLoader
+    batch: int                      # images per step over all processes
+    precision: str
+    log: MetricsLog
+    not_copied: list[str]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.loader)
 
 
 class Trainer:
@@ -116,6 +184,14 @@ class Trainer:
         self.progress = progress
         self._data = data
 
+    def run(self, resume: bool = False) -> TrainResult:
+        ctx = distributed.setup(self.config.train.device)
+        try:
+            s, state, resume = self.setup(ctx, resume)
+            return self.train(s, state, resume)
+        finally:
+            distributed.teardown(ctx)
+
     # -- set-up ------------------------------------------------------------------------------
     def _threads(self, ctx: distributed.Context) -> None:
         t = self.config.train.threads
@@ -123,14 +199,8 @@ class Trainer:
             t = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world_size)))
         torch.set_num_threads(t)
 
-    def run(self, resume: bool = False) -> TrainResult:
-        ctx = distributed.setup(self.config.train.device)
-        try:
-            return self._run(ctx, resume)
-        finally:
-            distributed.teardown(ctx)
-
-    def _run(self, ctx: distributed.Context, resume: bool) -> TrainResult:
+    def setup(self, ctx: distributed.Context, resume: bool) -> tuple[Setup, TrainState, bool]:
+        """Data, model, loss, optimiser and schedule; the saved state when resuming."""
         cfg, tc = self.config, self.config.train
         run_dir = self.run_dir
         self._threads(ctx)
@@ -144,6 +214,7 @@ class Trainer:
         data = self._data or load_data(cfg.data)
         torch.manual_seed(tc.seed)  # identical initial weights on every rank
         model = build_model(cfg.model, data.image_shape).to(ctx.device)
+        loss = cfg.model.loss()
         not_copied = initialise_from(model, tc.init_from) if tc.init_from and not resume else []
         prec = precision.resolve(tc.precision, ctx.device)
 
@@ -155,26 +226,23 @@ class Trainer:
         loader = BatchLoader(data.train.images, batch, shuffle=tc.optimizer != "gd", seed=tc.seed,
                              binarize=cfg.data.binarize == "dynamic", rank=ctx.rank, world_size=ctx.world_size,
                              device=ctx.device)
-        steps_per_epoch = len(loader)
-        total_steps = tc.epochs * steps_per_epoch
+        total_steps = tc.epochs * len(loader)
         extra = {"momentum": tc.momentum} if tc.optimizer == "sgd" else {}
         optimizer = make_optimizer(tc.optimizer, model.parameters(), tc.lr, weight_decay=tc.weight_decay, **extra)
         scheduler = make_scheduler(optimizer, tc.schedule, total_steps, tc.warmup_steps)
         scaler = precision.grad_scaler(prec, ctx.device)
 
-        state = {"epoch": 0, "step": 0, "best_val": math.inf, "best_epoch": 0, "bad_epochs": 0, "elapsed": 0.0,
-                 "skipped_steps": 0}
+        state = TrainState()
         if resume:
             ck = load_checkpoint(run_dir)
-            runs._load_state(model, ck["model"], run_dir / runs.CHECKPOINT_FILE)
+            load_state(model, ck["model"], run_dir / runs.CHECKPOINT_FILE)
             try:
                 optimizer.load_state_dict(ck["optimizer"])
                 scheduler.load_state_dict(ck["scheduler"])
             except (ValueError, KeyError, TypeError, RuntimeError) as exc:
                 raise VaelabError(f"optimiser state does not fit this run's config ({exc})",
                                   run_dir / runs.CHECKPOINT_FILE) from None
-            state.update(ck["state"])
-            state["best_val"] = float(state["best_val"])
+            state = TrainState.from_checkpoint(ck["state"])
         log = MetricsLog(run_dir / runs.METRICS_FILE, enabled=ctx.is_main)
         if ctx.is_main:
             try:
@@ -185,127 +253,150 @@ class Trainer:
             runs.write_config(run_dir / runs.CONFIG_FILE, cfg)
             if resume:
                 remove_stale_temporaries(run_dir)  # left by a kill in the middle of an atomic write
-                trim_after(run_dir / runs.METRICS_FILE, state["step"], epoch=state["epoch"])
+                trim_after(run_dir / runs.METRICS_FILE, state.step, epoch=state.epoch)
             elif (run_dir / runs.METRICS_FILE).exists():
                 (run_dir / runs.METRICS_FILE).unlink()
         distributed.barrier(ctx)
 
-        net: nn.Module = LossModule(model)
+        net: nn.Module = LossModule(model, loss)
         if ctx.distributed:
             net = nn.parallel.DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+        return Setup(ctx, data, model, loss, net, optimizer, scheduler, scaler, loader, batch, prec, log,
+                     not_copied), state, resume
 
+    # -- the run -----------------------------------------------------------------------------
+    def train(self, s: Setup, state: TrainState, resume: bool) -> TrainResult:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total_steps, initial=state["step"], disable=not (self.progress and ctx.is_main),
-                   unit="step", dynamic_ncols=True, desc=f"{cfg.model.name} on {cfg.data.name}")
-        kl_warmup_steps = int(tc.kl_warmup_epochs * steps_per_epoch)
-        check_every_step = ctx.device.type == "cpu" or tc.nan_policy == "skip"
-        params = [p for p in model.parameters() if p.requires_grad]
-        stopped_early = False
-        start_time = time.perf_counter() - state["elapsed"]
+        cfg, tc, ctx = self.config, self.config.train, s.ctx
+        bar = tqdm(total=tc.epochs * s.steps_per_epoch, initial=state.step,
+                   disable=not (self.progress and ctx.is_main), unit="step", dynamic_ncols=True,
+                   desc=f"{cfg.model.name} on {cfg.data.name}")
         if ctx.is_main and not resume:
-            log.write({"event": "start", "step": 0, "epoch": 0, "world_size": ctx.world_size, "device": str(ctx.device),
-                       "precision": prec, "parameters": sum(p.numel() for p in params),
-                       "train_images": len(data.train), "val_images": len(data.val), "test_images": len(data.test),
-                       "image_shape": list(data.image_shape),
-                       **({"init_from": tc.init_from, "not_copied": not_copied} if tc.init_from else {})})
-
-        for epoch in range(state["epoch"], tc.epochs):
-            loader.set_epoch(epoch)
-            torch.manual_seed(_mix(tc.seed, epoch, ctx.rank))
-            model.train()
-            window = torch.zeros(3, device=ctx.device)
-            epoch_sum = torch.zeros(3, device=ctx.device)
-            window_steps, epoch_steps = 0, 0
-            window_start = epoch_start = time.perf_counter()
-            for x in loader:
-                step = state["step"]
-                kl_weight = min(1.0, (step + 1) / kl_warmup_steps) if kl_warmup_steps else 1.0
-                with precision.autocast(prec, ctx.device):
-                    loss, terms = net(x, kl_weight)
-                if check_every_step or (step + 1) % tc.log_every == 0:
-                    if not self._finite(ctx, loss):
-                        if self._non_finite(ctx, log, state, epoch, terms, "loss"):
-                            optimizer.zero_grad(set_to_none=True)
-                            continue
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if tc.grad_clip:
-                    scaler.unscale_(optimizer)
-                    norm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
-                    if check_every_step and not self._finite(ctx, norm):
-                        if self._non_finite(ctx, log, state, epoch, terms, "gradient"):
-                            optimizer.zero_grad(set_to_none=True)
-                            continue
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                state["step"] = step + 1
-                detached = terms.detach().float()
-                window += detached
-                epoch_sum += detached
-                window_steps += 1
-                epoch_steps += 1
-                bar.update(1)
-                if state["step"] % tc.log_every == 0:
-                    means = (distributed.all_mean(ctx, window) / window_steps).tolist()
-                    elapsed = time.perf_counter() - window_start
-                    record = {"event": "step", "epoch": epoch, "step": state["step"], "loss": means[0],
-                              "reconstruction": means[1], "kl": means[2], "kl_weight": kl_weight,
-                              "lr": optimizer.param_groups[0]["lr"],
-                              "images_per_s": window_steps * batch / max(elapsed, 1e-9)}
-                    log.write(record)
-                    bar.set_postfix(loss=f"{means[0]:.2f}", kl=f"{means[2]:.2f}")
-                    window.zero_()
-                    window_steps = 0
-                    window_start = time.perf_counter()
-
-            # -- end of epoch: validate, keep the best weights, checkpoint ------------------------
-            train_seconds = time.perf_counter() - epoch_start
-            train_means = (distributed.all_mean(ctx, epoch_sum) / max(epoch_steps, 1)).tolist()
-            val = evaluate_loss(model, data.val.images, tc.eval_batch_size, ctx.device) if len(data.val) else {}
-            score = val.get("loss", train_means[0])
-            improved = score < state["best_val"]
-            if improved:
-                state["best_val"], state["best_epoch"], state["bad_epochs"] = score, epoch + 1, 0
-            else:
-                state["bad_epochs"] += 1
-            state["epoch"] = epoch + 1
-            state["elapsed"] = time.perf_counter() - start_time
-            if ctx.is_main:
-                record = {"event": "epoch", "epoch": epoch + 1, "step": state["step"], "train_loss": train_means[0],
-                          "train_reconstruction": train_means[1], "train_kl": train_means[2],
-                          "seconds": state["elapsed"], "train_seconds": train_seconds,
-                          "images_per_s": epoch_steps * batch / max(train_seconds, 1e-9),
-                          **{f"val_{k}": v for k, v in val.items()}}
-                log.write(record)
-                log.sync()
-                if improved:
-                    save_tensors(run_dir / runs.MODEL_FILE, model.state_dict(), runs.model_metadata(model))
-                save_checkpoint(run_dir, model, optimizer, scheduler, dict(state), {})
-                bar.set_postfix(loss=f"{train_means[0]:.2f}", val=f"{score:.2f}")
-            distributed.barrier(ctx)
-            if tc.early_stopping and distributed.broadcast_flag(ctx, state["bad_epochs"] >= tc.early_stopping):
-                stopped_early = True
-                break
-            if tc.time_limit and distributed.broadcast_flag(ctx, state["elapsed"] >= tc.time_limit):
+            params = sum(p.numel() for p in s.model.parameters() if p.requires_grad)
+            s.log.write({"event": "start", "step": 0, "epoch": 0, "world_size": ctx.world_size,
+                         "device": str(ctx.device), "precision": s.precision, "parameters": params,
+                         "objective": repr(s.loss), "train_images": len(s.data.train), "val_images": len(s.data.val),
+                         "test_images": len(s.data.test), "image_shape": list(s.data.image_shape),
+                         **({"init_from": tc.init_from, "not_copied": s.not_copied} if tc.init_from else {})})
+        start_time = time.perf_counter() - state.elapsed
+        stopped_early = False
+        for epoch in range(state.epoch, tc.epochs):
+            epoch_start = time.perf_counter()
+            epoch_means, epoch_steps = self.train_epoch(s, state, epoch, bar)
+            if self.end_epoch(s, state, epoch, epoch_means, epoch_steps, time.perf_counter() - epoch_start,
+                              start_time, bar):
                 stopped_early = True
                 break
         bar.close()
+        final = self.finish(s, state, stopped_early)
+        return TrainResult(self.run_dir, state.epoch, state.step, state.elapsed, stopped_early, final)
 
-        final = {}
+    def train_epoch(self, s: Setup, state: TrainState, epoch: int, bar) -> tuple[list[float], int]:
+        """One pass over the training set: the optimisation steps, logged every ``log_every``."""
+        tc, ctx = self.config.train, s.ctx
+        names = ("loss", *s.loss.parts)
+        s.loader.set_epoch(epoch)
+        torch.manual_seed(_mix(tc.seed, epoch, ctx.rank))
+        s.model.train()
+        kl_warmup_steps = int(tc.kl_warmup_epochs * s.steps_per_epoch)
+        check_every_step = ctx.device.type == "cpu" or tc.nan_policy == "skip"
+        params = [p for p in s.model.parameters() if p.requires_grad]
+        window = torch.zeros(len(names), device=ctx.device)
+        epoch_sum = torch.zeros(len(names), device=ctx.device)
+        window_steps, epoch_steps = 0, 0
+        window_start = time.perf_counter()
+        for x in s.loader:
+            step = state.step
+            kl_weight = kl_warmup_weight(step, kl_warmup_steps)
+            with precision.autocast(s.precision, ctx.device):
+                loss, terms = s.net(x, kl_weight)
+            if check_every_step or (step + 1) % tc.log_every == 0:
+                if not self._finite(ctx, loss):
+                    if self._non_finite(s, state, epoch, terms, "loss"):
+                        s.optimizer.zero_grad(set_to_none=True)
+                        continue
+            s.optimizer.zero_grad(set_to_none=True)
+            s.scaler.scale(loss).backward()
+            if tc.grad_clip:
+                s.scaler.unscale_(s.optimizer)
+                norm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+                if check_every_step and not self._finite(ctx, norm):
+                    if self._non_finite(s, state, epoch, terms, "gradient"):
+                        s.optimizer.zero_grad(set_to_none=True)
+                        continue
+            s.scaler.step(s.optimizer)
+            s.scaler.update()
+            s.scheduler.step()
+            state.step = step + 1
+            detached = terms.detach().float()
+            window += detached
+            epoch_sum += detached
+            window_steps += 1
+            epoch_steps += 1
+            bar.update(1)
+            if state.step % tc.log_every == 0:
+                means = (distributed.all_mean(ctx, window) / window_steps).tolist()
+                elapsed = time.perf_counter() - window_start
+                record = {"event": "step", "epoch": epoch, "step": state.step, **dict(zip(names, means)),
+                          "kl_weight": kl_weight, "lr": s.optimizer.param_groups[0]["lr"],
+                          "images_per_s": window_steps * s.batch / max(elapsed, 1e-9)}
+                s.log.write(record)
+                bar.set_postfix({n: f"{v:.2f}" for n, v in zip(names, means)})
+                window.zero_()
+                window_steps = 0
+                window_start = time.perf_counter()
+        return (distributed.all_mean(ctx, epoch_sum) / max(epoch_steps, 1)).tolist(), epoch_steps
+
+    def end_epoch(self, s: Setup, state: TrainState, epoch: int, train_means: list[float], epoch_steps: int,
+                  train_seconds: float, start_time: float, bar) -> bool:
+        """Validate, keep the best weights, checkpoint; True when training should stop now."""
+        tc, ctx, run_dir = self.config.train, s.ctx, self.run_dir
+        names = ("loss", *s.loss.parts)
+        val = evaluate_loss(s.model, s.loss, s.data.val.images, tc.eval_batch_size, ctx.device) \
+            if len(s.data.val) else {}
+        score = val.get("loss", train_means[0])
+        improved = score < state.best_val
+        if improved:
+            state.best_val, state.best_epoch, state.bad_epochs = score, epoch + 1, 0
+        else:
+            state.bad_epochs += 1
+        state.epoch = epoch + 1
+        state.elapsed = time.perf_counter() - start_time
         if ctx.is_main:
-            best = runs.load_model(run_dir, device=str(ctx.device)) if (run_dir / runs.MODEL_FILE).exists() else model
-            if len(data.test):
-                test = evaluate_loss(best, data.test.images, tc.eval_batch_size, ctx.device)
+            record = {"event": "epoch", "epoch": epoch + 1, "step": state.step,
+                      **{f"train_{n}": v for n, v in zip(names, train_means)},
+                      "seconds": state.elapsed, "train_seconds": train_seconds,
+                      "images_per_s": epoch_steps * s.batch / max(train_seconds, 1e-9),
+                      **{f"val_{k}": v for k, v in val.items()}}
+            s.log.write(record)
+            s.log.sync()
+            if improved:
+                save_tensors(run_dir / runs.MODEL_FILE, s.model.state_dict(), runs.model_metadata(s.model))
+            save_checkpoint(run_dir, s.model, s.optimizer, s.scheduler, dataclasses.asdict(state), {})
+            bar.set_postfix(loss=f"{train_means[0]:.2f}", val=f"{score:.2f}")
+        distributed.barrier(ctx)
+        if tc.early_stopping and distributed.broadcast_flag(ctx, state.bad_epochs >= tc.early_stopping):
+            return True
+        return bool(tc.time_limit and distributed.broadcast_flag(ctx, state.elapsed >= tc.time_limit))
+
+    def finish(self, s: Setup, state: TrainState, stopped_early: bool) -> dict:
+        """The best weights on the test split, and the run's last metrics record."""
+        final = {}
+        if s.ctx.is_main:
+            run_dir, tc = self.run_dir, self.config.train
+            best = runs.load_model(run_dir, device=str(s.ctx.device)) if (run_dir / runs.MODEL_FILE).exists() \
+                else s.model
+            if len(s.data.test):
+                test = evaluate_loss(best, s.loss, s.data.test.images, tc.eval_batch_size, s.ctx.device)
                 final = {f"test_{k}": v for k, v in test.items()}
-            final.update({"event": "final", "epoch": state["epoch"], "step": state["step"],
-                          "best_epoch": state["best_epoch"], "seconds": state["elapsed"],
-                          "stopped_early": stopped_early, "skipped_steps": state["skipped_steps"]})
-            log.write(final)
-            log.sync()
-        log.close()
-        return TrainResult(run_dir, state["epoch"], state["step"], state["elapsed"], stopped_early, final)
+            final.update({"event": "final", "epoch": state.epoch, "step": state.step,
+                          "best_epoch": state.best_epoch, "seconds": state.elapsed,
+                          "stopped_early": stopped_early, "skipped_steps": state.skipped_steps})
+            s.log.write(final)
+            s.log.sync()
+        s.log.close()
+        return final
 
     # -- non-finite values ---------------------------------------------------------------------
     @staticmethod
@@ -315,19 +406,20 @@ class Trainer:
             ok = distributed.all_mean(ctx, ok.cpu())
         return bool(ok.item() == 1.0)
 
-    def _non_finite(self, ctx, log: MetricsLog, state: dict, epoch: int, terms: torch.Tensor, where: str) -> bool:
+    def _non_finite(self, s: Setup, state: TrainState, epoch: int, terms: torch.Tensor, where: str) -> bool:
         """Handle a NaN/Inf: True to skip the step, else raise with a diagnostic."""
-        names = ("loss", "reconstruction", "kl")
-        bad = [n for n, v in zip(names, terms.detach().float().tolist()) if not math.isfinite(v)]
+        names = ("loss", *s.loss.parts)
+        values = terms.detach().float().tolist()
+        bad = [n for n, v in zip(names, values) if not math.isfinite(v)]
         culprit = ", ".join(n for n in bad if n != "loss") or ("gradient" if where == "gradient" else "loss")
-        step = state["step"] + 1
-        log.write({"event": "non_finite", "step": state["step"], "epoch": epoch, "term": culprit,
-                   "values": dict(zip(names, terms.detach().float().tolist()))})
+        step = state.step + 1
+        s.log.write({"event": "non_finite", "step": state.step, "epoch": epoch, "term": culprit,
+                     "values": dict(zip(names, values))})
         if self.config.train.nan_policy == "skip":
-            state["skipped_steps"] += 1
+            state.skipped_steps += 1
             return True
-        log.sync()
-        kept = f"the last good checkpoint (epoch {state['epoch']}) is kept" if state["epoch"] else \
+        s.log.sync()
+        kept = f"the last good checkpoint (epoch {state.epoch}) is kept" if state.epoch else \
             "no checkpoint had been written yet"
         raise NonFiniteLoss(
             f"training stopped at step {step} (epoch {epoch + 1}): the {culprit} term is not finite; {kept}. "

@@ -12,10 +12,11 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import VaelabError
 from ..fileio import atomic_write_text
+from ..runs.metrics_file import iter_metrics
 
 
 def _clean(value: Any) -> Any:
@@ -65,24 +66,6 @@ class MetricsLog:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """All complete records; a torn or foreign line is skipped, never fatal."""
-    return list(iter_metrics(path))
-
-
-def iter_metrics(path: Path) -> Iterator[dict[str, Any]]:
-    if not path.exists():
-        return
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict):
-                yield record
 
 
 def trim_after(path: Path, step: int, epoch: int | None = None) -> None:

@@ -99,13 +99,9 @@ def project_2d(codes: np.ndarray) -> LatentMap:
         xy = codes if D == 2 else np.concatenate([codes, np.zeros((N, 1))], axis=1)
         var = xy.var(axis=0)
         return LatentMap(xy.astype(np.float32), "latent", (float(var[0] / total), float(var[1] / total)))
-    centred = codes - codes.mean(axis=0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    axes = vt[:2]                                                   # (2, D)
-    signs = np.sign(axes[np.arange(2), np.abs(axes).argmax(axis=1)])
-    axes = axes * signs[:, None]
-    xy = centred @ axes.T                                           # (N, 2)
-    explained = (s[:2] ** 2) / max(float((s**2).sum()), 1e-12)
+    from ..evaluation.latent import principal_axes
+
+    xy, explained = principal_axes(codes, 2)                        # (N, 2), (2,)
     return LatentMap(xy.astype(np.float32), "pca", (float(explained[0]), float(explained[1])))
 
 
@@ -158,12 +154,10 @@ class ExplorerRun:
         return self
 
     def _prepare_model(self) -> None:
-        from .. import load
-        from ..runs import METRICS_FILE
-        from ..training.metrics import read_metrics
+        from ..runs import METRICS_FILE, open_run, read_metrics
 
-        self.model = load(self.run_dir)
-        self.config = self.model.run_config
+        self.run = open_run(self.run_dir)
+        self.model, self.config = self.run.model, self.run.config
         self.records = read_metrics(self.run_dir / METRICS_FILE)
 
     def _prepare_data(self) -> None:
@@ -199,7 +193,6 @@ class ExplorerRun:
         self.map = project_2d(self.codes)
 
     def _prepare_sliders(self) -> None:
-        from ..apps.common import latent_gaussian
         from ..apps.traversal import dims_by_kl, kl_per_dim
 
         self.dim_order = [int(d) for d in dims_by_kl(self.model, self.images)]
@@ -207,7 +200,7 @@ class ExplorerRun:
         self.dim_score = np.asarray(kl_per_dim(self.model, self.images), dtype=np.float64)
         # sliders span ±3 standard deviations of the Gaussian the model samples from
         # (the prior N(0, I) for a VAE; the training codes' Gaussian for an AE)
-        mean, cov = latent_gaussian(self.model)
+        mean, cov = self.model.latent_gaussian()
         mean = mean.double().cpu().numpy()
         std = cov.double().diagonal().clamp_min(0).sqrt().cpu().numpy()
         self.origin = mean
@@ -218,7 +211,8 @@ class ExplorerRun:
         from ..apps.anomaly import AnomalyDetector
 
         # fit_cached keeps each threshold in RUN/anomaly.json: the next start (and the CLI) reuse it
-        self.detectors = [AnomalyDetector(self.model, score=kind).fit_cached(split="val", limit=self.fit_images)
+        self.detectors = [AnomalyDetector(self.model, score=kind, run=self.run).fit_cached(split="val",
+                                                                                             limit=self.fit_images)
                           for kind in (ANOMALY_SCORES if self.model.is_variational else ("reconstruction",))]
 
     # -- what the panels ask for -------------------------------------------------------------

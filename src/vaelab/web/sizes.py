@@ -9,11 +9,11 @@ codec's PSNR is reported, so both lossy numbers buy at least the same fidelity.
 from __future__ import annotations
 
 import io
-import math
 from typing import Any
 
 import numpy as np
 
+from .. import metrics
 from ..errors import VaelabError
 from ..imageio import encode_png, to_pil
 
@@ -21,9 +21,8 @@ WEBP_QUALITIES = tuple(range(0, 101, 5))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB of two uint8 images (∞ when equal)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+    """PSNR in dB of two uint8 (C, H, W) images (vaelab.metrics: 100 dB for identical images)."""
+    return float(metrics.psnr(a[None], b[None])[0])
 
 
 def webp_bytes(image: np.ndarray, quality: int | None) -> bytes:
@@ -57,7 +56,8 @@ def smallest_webp_reaching(image: np.ndarray, target_psnr: float) -> tuple[int |
 
 
 def _db(value: float) -> float | None:
-    return None if not math.isfinite(value) else round(value, 2)
+    """dB for the JSON, None for an exact copy (lossless)."""
+    return None if value >= metrics.PSNR_CAP_DB else round(value, 2)
 
 
 def size_comparison(model, image: np.ndarray) -> tuple[dict[str, Any], np.ndarray | None]:

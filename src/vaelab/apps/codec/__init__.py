@@ -14,10 +14,8 @@ runs the decoder network. See docs/codec.md.
     >>> data, quality, psnr = codec.compress_to_psnr(model, images, 32.0)   # a PSNR target instead
 """
 
-from . import metrics
-from .api import compress, compress_to_psnr, decompress, inspect
-from .coders import coder_for, model_fingerprint
+from .api import coder_for, compress, compress_to_psnr, decompress, inspect
 from .container import FORMAT_VERSION
 from .pca import PCACoder
 
-__all__ = ["FORMAT_VERSION", "PCACoder", "coder_for", "compress", "compress_to_psnr", "decompress", "inspect", "metrics", "model_fingerprint"]
+__all__ = ["FORMAT_VERSION", "PCACoder", "coder_for", "compress", "compress_to_psnr", "decompress", "inspect"]

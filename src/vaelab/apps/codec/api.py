@@ -5,12 +5,13 @@
     images = decompress(data, model)                     # bytes -> (N, C, H, W) uint8
     info = inspect(data)                                 # header fields, per-image bytes
 
-The encoder runs the model's encoder, quantises the latent with the steps the quality
-selects, and range-codes each image's integers under the model's discretised density
-(coders.py, density.py, entropy.py); the container (container.py) adds the shared header and
-a checksum. The decoder checks the file before it trusts any of it, rebuilds the same
-probability tables from the model's parameters, decodes the integers and runs the decoder
-network. Every problem a user can cause is a one-line :class:`VaelabError`.
+The codec asks the model: ``model.entropy_model()`` (models/entropy_models.py) runs the
+model's encoder, quantises the latent with the steps the quality selects and range-codes each
+image's integers under the model's discretised density (vaelab/coding); the container
+(container.py) adds the shared header and a checksum. The decoder checks the file before it
+trusts any of it, has the same entropy model rebuild the same probability tables from the
+model's parameters, decodes the integers and runs the decoder network. Every problem a user
+can cause is a one-line :class:`VaelabError`.
 """
 
 from __future__ import annotations
@@ -22,10 +23,18 @@ from typing import Callable
 import numpy as np
 
 from ...errors import VaelabError
-from . import container, entropy
-from .coders import coder_for
+from . import container
 
 MAX_DECODED_BYTES = 1 << 30   # refuse files that would expand to more than 1 GiB of pixels
+
+
+def coder_for(model):
+    """The entropy model the codec codes ``model``'s latents with: the model's own (or a PCA coder)."""
+    entropy_model = getattr(model, "entropy_model", None)
+    if entropy_model is None:
+        raise VaelabError(f"the codec cannot code with a {type(model).__name__}; use a vaelab model "
+                          "(`vaelab.load(run_dir)`) or a PCA coder")
+    return entropy_model()
 
 
 def _float32(value: float) -> float:
@@ -74,20 +83,12 @@ def compress(model, images, quality: float | None = None, refine: int = 0,
     quality = _check_quality(coder, quality)
     if not isinstance(refine, int) or isinstance(refine, bool) or not 0 <= refine <= 10_000:
         raise VaelabError(f"refine must be a whole number of steps from 0 to 10000, got {refine!r}")
-    if refine and not hasattr(coder, "refine"):
-        raise VaelabError("refining codes needs a rate–distortion model (conv-rd): only it prices a code in bits")
     y = coder.analysis(images)
     if refine:
-        y = coder.refine(images, y, quality, refine)
-    if hasattr(coder, "entropy_encode"):   # a context model: tables depend on what came before
-        payloads = coder.entropy_encode(y, quality, progress)
-    else:
-        tables = coder.tables(quality)
-        payloads = []
-        for row in tables.symbols(y):                                      # (N, D) -> (D,) per image
-            payloads.append(entropy.encode(row, tables))
-            if progress is not None:
-                progress(1)
+        from .refine import refine as refine_codes
+
+        y = refine_codes(coder, images, y, quality, refine)
+    payloads = coder.compress_latents(y, quality, progress)
     header = container.Header(coder.name, coder.fingerprint, quality, coder.image_shape,
                               tuple(len(p) for p in payloads))
     return container.pack(header, payloads)
@@ -106,7 +107,7 @@ def compress_to_psnr(model, images, target_psnr: float, refine: int = 0, rounds:
     quality, mean PSNR). ``progress`` is called once per quality tried (``rounds`` + 2).
     A target beyond the best quality is a VaelabError naming the best reachable PSNR.
     """
-    from . import metrics
+    from ... import metrics
 
     coder = coder_for(model)
     images = _as_images(images, coder.image_shape)
@@ -163,18 +164,7 @@ def decompress(data: bytes, model, progress: Callable[[int], None] | None = None
     if header.count * math.prod(header.image_shape) > MAX_DECODED_BYTES:
         raise VaelabError(f"would decode to {header.count:,} images of shape {header.image_shape}, over the "
                           f"{MAX_DECODED_BYTES:,}-byte limit; split it into smaller files")
-    if hasattr(coder, "entropy_decode"):
-        return coder.synthesis(coder.entropy_decode(list(payloads), header.quality, progress), header.quality)
-    tables = coder.tables(header.quality)
-    symbols = np.empty((header.count, len(tables.steps)), dtype=np.int32)
-    for i, payload in enumerate(payloads):
-        try:
-            symbols[i] = entropy.decode(payload, tables)
-        except VaelabError as exc:
-            raise VaelabError(f"image {i + 1}: {exc}") from None
-        if progress is not None:
-            progress(1)
-    return coder.synthesis(tables.values(symbols), header.quality)
+    return coder.synthesis(coder.decompress_latents(list(payloads), header.quality, progress), header.quality)
 
 
 def inspect(data: bytes) -> dict:

@@ -26,11 +26,11 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from ...coding.fingerprint import FINGERPRINT_BYTES
 from ...errors import VaelabError
 
 MAGIC = b"VLC"
 FORMAT_VERSION = 1
-FINGERPRINT_BYTES = 8
 CHECKSUM_BYTES = 4
 MAX_DIMENSION = 65536       # pixels per side, and channels (anything larger is not a vaelab image)
 MAX_VARINT_BYTES = 10

@@ -6,7 +6,8 @@ components, quantise every coefficient with the same step Δ (at high rate the M
 component fitted to the training coefficients, and rotate back. It uses the very quantiser,
 tables and range coder of the VAE codec, so the comparison isolates the transform.
 
-A ``PCACoder`` is its own latent coder (see coders.py) and is saved as safetensors.
+A ``PCACoder`` is its own entropy model (the verbs of vaelab/models/entropy_models.py) and is
+saved as safetensors.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import os
 
 import numpy as np
 
+from ...coding.density import CodingTables, FactorisedDensity, coding_tables
+from ...coding.fingerprint import fingerprint_tensors
 from ...errors import VaelabError
-from .coders import SCALAR_QUALITY_RANGE, fingerprint_tensors, scalar_step
-from .density import CodingTables, FactorisedDensity, coding_tables
+from ...models.entropy_models import SCALAR_QUALITY_RANGE, TableCoding, scalar_step
 
 
-class PCACoder:
+class PCACoder(TableCoding):
     """mean (P,), components (K, P) orthonormal rows, scales (K,) Laplace scales of the coefficients.
 
     Pixels are in [0, 1], P = C·H·W; coefficients c = (x − mean)·componentsᵀ.
@@ -108,7 +110,13 @@ class PCACoder:
         except (SafetensorError, ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError) as exc:
             raise VaelabError(f"is not a vaelab PCA coder file ({exc.__class__.__name__})", path) from None
 
-    # -- the latent-coder interface -------------------------------------------------------------
+    # -- the entropy-model verbs ----------------------------------------------------------------
+    def entropy_model(self) -> "PCACoder":
+        return self
+
+    def pricer(self, x, quality: float):
+        raise VaelabError("refining codes needs a rate–distortion model (conv-rd): only it prices a code in bits")
+
     def analysis(self, images: np.ndarray) -> np.ndarray:
         x = np.asarray(images).reshape(len(images), -1).astype(np.float64) / 255.0
         return (x - self.mean) @ self.components.T

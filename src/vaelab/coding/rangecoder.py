@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import VaelabError
+from typing import Callable
+
+from ..errors import VaelabError
 from .density import CodingTables
 
 _PAD_WORDS = 2  # zero words appended past the end: the decoder's 64-bit state may read that far
@@ -139,3 +141,27 @@ def decode(data: bytes, tables: CodingTables) -> np.ndarray:
     if np.any(decoded >= tables.sizes):
         raise VaelabError("holds a bitstream with symbols outside the model's support; the file is damaged")
     return decoded
+
+
+def encode_images(tables: CodingTables, y: np.ndarray, progress: Callable[[int], None] | None = None) -> list[bytes]:
+    """(N, D) latents -> one byte string per image, every image under the same factorised tables."""
+    payloads = []
+    for row in tables.symbols(y):                                      # (N, D) -> (D,) per image
+        payloads.append(encode(row, tables))
+        if progress is not None:
+            progress(1)
+    return payloads
+
+
+def decode_images(tables: CodingTables, payloads: list[bytes],
+                  progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """One byte string per image -> (N, D) dequantised latents; damage names the image."""
+    symbols = np.empty((len(payloads), len(tables.steps)), dtype=np.int32)
+    for i, payload in enumerate(payloads):
+        try:
+            symbols[i] = decode(payload, tables)
+        except VaelabError as exc:
+            raise VaelabError(f"image {i + 1}: {exc}") from None
+        if progress is not None:
+            progress(1)
+    return tables.values(symbols)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from ...errors import VaelabError
+from ..errors import VaelabError
 
 TAIL_MASS = 1e-9          # probability mass left outside the support, per side
 MAX_SUPPORT = 1 << 15     # symbols per dimension; finer steps than this are refused

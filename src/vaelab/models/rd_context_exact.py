@@ -1,7 +1,8 @@
 """Coding a latent grid position by position under the context model (Minnen et al. 2018).
 
 With ``rd_context`` a conv-rd model predicts each position's (μ, s) from the positions sent
-before it (models/rd_context.py). Encoder and decoder therefore walk the grid in raster
+before it (rd_context.py); this module is that network's exact fixed-point twin, which the
+model's entropy model (rd_entropy.py) codes with. Encoder and decoder therefore walk the grid in raster
 order together: at each position both compute the prediction from the values decoded so far,
 build that position's probability tables, and code its M channels (with channel groups, one
 group at a time, each predicted also from the groups before it); the decoder then knows the
@@ -27,9 +28,10 @@ from typing import Callable
 
 import numpy as np
 
-from ...errors import VaelabError
-from . import entropy
-from .density import CodingTables, FactorisedDensity, coding_tables
+from ..coding import rangecoder as entropy
+from ..coding.density import CodingTables, FactorisedDensity, coding_tables
+from ..errors import VaelabError
+from .rd_context import LEAK, LOG_SCALE_FLOOR
 
 ACTIVATION_BITS = 12      # fractional bits of latents and hidden activations
 WEIGHT_BITS = 16          # fractional bits of weights
@@ -79,8 +81,6 @@ class IntegerContextNet:
 
     def __init__(self, context):
         import torch
-
-        from ...models.rd_context import LEAK, LOG_SCALE_FLOOR
 
         if LEAK != 0.125:
             raise AssertionError("the integer copy implements a leaky-ReLU slope of 1/8")

@@ -1,4 +1,5 @@
-"""MSE, PSNR and SSIM against their formulas, SSIM against a literal per-window loop."""
+"""vaelab.metrics — the one MSE, PSNR and SSIM of evaluation, apps, codec and web — against their
+formulas, SSIM against a literal per-window loop, on float and on 8-bit images."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaelab.evaluation.reconstruction import mse, psnr, ssim, ssim_window_size
+from vaelab.metrics import mse, psnr, ssim, ssim_window_size
 
 
 def _ssim_literal(x: np.ndarray, y: np.ndarray, window: int = 11, sigma: float = 1.5, data_range: float = 1.0) -> float:
@@ -66,3 +67,30 @@ def test_mse_and_psnr_follow_their_formulas():
     assert torch.allclose(mse(x, y), torch.tensor([0.01, 1 / 16], dtype=torch.float64))
     assert torch.allclose(psnr(x, y), torch.tensor([20.0, 10 * math.log10(16)], dtype=torch.float64))
     assert float(psnr(x, x)[0]) == 100.0       # capped, finite for JSON
+
+
+def test_eight_bit_images_use_their_own_range_and_come_back_as_arrays():
+    a = np.zeros((2, 1, 4, 4), np.uint8)
+    b = a.copy()
+    b[0] = 16                                  # MSE 256 in [0, 255]² units
+    assert isinstance(psnr(a, b), np.ndarray)
+    assert psnr(a, b)[0] == pytest.approx(10 * math.log10(255**2 / 256))
+    assert psnr(a, b)[1] == 100.0
+    assert mse(a, b)[0] == 256.0 and mse(a, b, scale=255.0)[0] == pytest.approx(256 / 255**2)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (2, 1, 16, 14), dtype=np.uint8)
+    y = np.clip(x.astype(int) + rng.integers(-40, 41, x.shape), 0, 255).astype(np.uint8)
+    got = ssim(x, y)
+    for n in range(2):
+        expected = _ssim_literal(x[n].astype(float), y[n].astype(float), data_range=255.0)
+        assert got[n] == pytest.approx(expected, rel=1e-9)
+
+
+def test_psnr_from_mse_matches_psnr():
+    from vaelab.metrics import psnr_from_mse
+
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.rand(3, 1, 6, 6, generator=g), torch.rand(3, 1, 6, 6, generator=g)
+    assert torch.allclose(psnr_from_mse(mse(x, y)), psnr(x, y))
+    assert psnr_from_mse(np.array([0.0, 0.01]))[1] == pytest.approx(20.0)
+    assert psnr_from_mse(0.0) == 100.0

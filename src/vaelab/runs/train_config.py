@@ -1,4 +1,4 @@
-"""The training section of a run's config (``[train]`` in ``config.toml``)."""
+"""The training section of a run's config (``[train]`` in ``config.toml``), read by the engine."""
 
 from __future__ import annotations
 

@@ -1,0 +1,178 @@
+"""Training objectives, in one place and outside the models (DESIGN.md §2).
+
+A model's ``forward(x)`` returns an :class:`~vaelab.models.outputs.Output`; a loss turns that
+output and the batch into per-image terms. Each loss carries its own weights:
+
+    ELBO(β)            loss = −log p(x|z) + β·w·KL(q(z|x) ‖ p(z))          (Def. 3.1.1; β ≠ 1: β-VAE)
+    IWAE(K)            loss = −log (1/K) Σ_k p(x, z_k)/q(z_k|x)              (Burda et al. 2015)
+    RateDistortion()   loss = w·rate + λ·distortion                         (Ballé et al. 2017)
+
+with w ∈ [0, 1] the warm-up weight the training engine anneals (:func:`kl_warmup_weight`).
+For a plain autoencoder the ELBO's KL is 0 and the loss is the reconstruction term, the
+thesis' BCE/MSE (Ex. 2.1.2) summed over pixels. Every term is per image, in nats (the rate in
+bits, the distortion in [0, 255]² units).
+
+Which loss trains a model is the model config's choice (``config.loss()``); the engine only
+calls ``loss(model(x, **loss.forward_options), x, w)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..distributions import DiagonalGaussian, discrete_log_prob
+from .outputs import Output
+
+
+@dataclass
+class LossTerms:
+    """What a loss returns: the minimised ``loss`` and named ``parts``, each (B,) per image."""
+
+    loss: torch.Tensor
+    parts: dict[str, torch.Tensor]
+
+    def __getattr__(self, name: str) -> torch.Tensor:
+        # terms.kl, terms.rate, …: a part by its name
+        parts = self.__dict__.get("parts") or {}
+        if name in parts:
+            return parts[name]
+        raise AttributeError(name)
+
+    @property
+    def negative_elbo(self) -> torch.Tensor:
+        """−ELBO = reconstruction + KL (for the ELBO-type losses)."""
+        return self.parts["reconstruction"] + self.parts["kl"]
+
+    def means(self) -> dict[str, torch.Tensor]:
+        """Batch means as 0-d tensors (no host synchronisation until someone reads them)."""
+        return {"loss": self.loss.mean(), **{name: value.mean() for name, value in self.parts.items()}}
+
+
+def kl_warmup_weight(step: int, warmup_steps: int) -> float:
+    """The warm-up weight w at optimisation step ``step`` (0-based): (step + 1)/S up to 1, or 1 when S = 0.
+
+    The engine multiplies the KL term (a rate–distortion model's rate) by it, so a model first
+    learns to reconstruct before the prior pulls its codes together (Bowman et al. 2016).
+    """
+    return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+
+
+class Loss:
+    """Base of the objectives: ``terms = loss(output, x, kl_weight)``."""
+
+    parts: tuple[str, ...] = ()        # names of the per-image terms reported besides the loss
+    name = ""
+
+    @property
+    def forward_options(self) -> dict:
+        """Keyword arguments of ``model(x, **options)`` that this loss needs (IWAE: K samples)."""
+        return {}
+
+    def __call__(self, output: Output, x: torch.Tensor, kl_weight: float = 1.0) -> LossTerms:
+        raise NotImplementedError
+
+
+def kl_term(output: Output) -> torch.Tensor:
+    """KL(q‖p) per image: closed form for Gaussian priors, else a one-sample estimate (0 for AEs)."""
+    if output.posterior is None:
+        return torch.zeros(output.z.shape[0], device=output.z.device)
+    prior = output.prior
+    if prior is None:
+        return output.posterior.kl()
+    if isinstance(prior, DiagonalGaussian):
+        return output.posterior.kl(prior)
+    return output.posterior.log_prob(output.z) - prior.log_prob(output.z)
+
+
+def elbo(output: Output, x: torch.Tensor, beta: float = 1.0) -> LossTerms:
+    """Negative ELBO terms for one posterior sample (for an AE: the reconstruction loss)."""
+    reconstruction = -output.likelihood.log_prob(x)
+    kl = kl_term(output).float()
+    return LossTerms(loss=reconstruction + beta * kl, parts={"reconstruction": reconstruction, "kl": kl})
+
+
+class ELBO(Loss):
+    """The negative evidence lower bound with the KL weighted by β (β = 1: the VAE's ELBO)."""
+
+    name = "elbo"
+    parts = ("reconstruction", "kl")
+
+    def __init__(self, beta: float = 1.0):
+        self.beta = float(beta)
+
+    def __call__(self, output: Output, x: torch.Tensor, kl_weight: float = 1.0) -> LossTerms:
+        return elbo(output, x, beta=self.beta * kl_weight)
+
+    def __repr__(self) -> str:
+        return f"ELBO(beta={self.beta:g})"
+
+
+def log_weights(output: Output, x: torch.Tensor, discrete: bool = False) -> torch.Tensor:
+    """(K, B) importance log-weights log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x).
+
+    ``output`` holds K latents per image (``output.z`` (K, B, D), the likelihood decoded from
+    them, the posterior and the prior). ``discrete``: score 8-bit images by their probability
+    (a Gaussian decoder's mass on each pixel's bin), as evaluation does. The one place the
+    IWAE bound's weights are computed: training (:class:`IWAE`), evaluation and the apps.
+    """
+    log_px_z = discrete_log_prob(output.likelihood, x) if discrete else output.likelihood.log_prob(x)
+    return log_px_z + output.prior.log_prob(output.z) - output.posterior.log_prob(output.z)
+
+
+def iwae(output: Output, x: torch.Tensor) -> LossTerms:
+    """Negative IWAE bound −log (1/K) Σ_k w_k per image from an output with K latents; K = 1 is the ELBO."""
+    k = output.z.shape[0]
+    bound = torch.logsumexp(log_weights(output, x), dim=0) - math.log(k)
+    kl = output.posterior.kl(output.prior)
+    # The split into reconstruction and KL is reported for the logs; the bound is what trains.
+    return LossTerms(loss=-bound, parts={"reconstruction": -bound - kl, "kl": kl})
+
+
+class IWAE(Loss):
+    """The importance-weighted bound with K samples per image (Burda et al. 2015); no warm-up."""
+
+    name = "iwae"
+    parts = ("reconstruction", "kl")
+
+    def __init__(self, samples: int):
+        self.samples = int(samples)
+
+    @property
+    def forward_options(self) -> dict:
+        return {"samples": self.samples}
+
+    def __call__(self, output: Output, x: torch.Tensor, kl_weight: float = 1.0) -> LossTerms:
+        return iwae(output, x)
+
+    def __repr__(self) -> str:
+        return f"IWAE(samples={self.samples})"
+
+
+def distortion(x_mean: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """(B,) mean squared error in [0, 255]² units between decoded means and images in [0, 1].
+
+    PSNR = 10·log₁₀(255²/distortion). The codec prices codes with this very function.
+    """
+    return (255.0 * (x_mean - x)).pow(2).flatten(1).mean(1)
+
+
+class RateDistortion(Loss):
+    """rate + λ·distortion per image (Ballé et al. 2017), λ the level each image was coded at.
+
+    The model's output carries the rate (``rate_bits``: −log₂ of the code's probability, noisy
+    in training, rounded in evaluation) and each image's λ; the warm-up weight multiplies the rate.
+    """
+
+    name = "rate-distortion"
+    parts = ("rate", "distortion")
+
+    def __call__(self, output: Output, x: torch.Tensor, kl_weight: float = 1.0) -> LossTerms:
+        dist = distortion(output.likelihood.mean, x)
+        loss = kl_weight * output.rate_bits + output.lmbda * dist
+        return LossTerms(loss=loss, parts={"rate": output.rate_bits, "distortion": dist})
+
+    def __repr__(self) -> str:
+        return "RateDistortion()"
