@@ -43,7 +43,7 @@ def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | Non
     import torch
     from tqdm.auto import tqdm
 
-    from .. import load
+    from ..runs import load_model as load
     from .. import metrics
     from ..apps import codec
     from ..errors import VaelabError

@@ -71,7 +71,7 @@ def command(file: Path, out: Path | None, run: Path | None, info: bool, threads:
     import torch
     from tqdm.auto import tqdm
 
-    from .. import load
+    from ..runs import load_model as load
     from ..imageio import save_image
 
     if threads:
