@@ -58,11 +58,16 @@ class LinearVAE(VAE):
 DOC = Path(__file__).resolve().parents[2] / "docs" / "DEVELOPING.md"
 
 
+# The decorator registered the model when pytest imported this file; other test files must not
+# see it (they parametrise over the registry), so it is registered only while these tests run.
+from vaelab.models import unregister_model  # noqa: E402
+
+unregister_model("linear-vae")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def registered():
-    """The model is registered at import (its decorator); remove it when the module is done."""
-    from vaelab.models import unregister_model
-
+    register_model("linear-vae", LinearVAEConfig)(LinearVAE)
     yield
     unregister_model("linear-vae")
 

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import option
 from ..errors import VaelabError
 from ..fileio import atomic_write_json, read_json
 from ..runs import Run
@@ -64,15 +65,18 @@ def score_names() -> list[str]:
 
 @dataclass(frozen=True)
 class ScoreSettings:
-    """Everything a score depends on besides the model and the image (part of the cache key)."""
+    """Everything a score depends on besides the model and the image (part of the cache key); each
+    field is a flag of ``vaelab anomaly`` (cli/_options.py)."""
 
-    samples: int = 32            # importance samples K for nll/elbo/complexity
-    seed: int = 0                # of binarisation and Monte Carlo noise (per image)
-    compressor: str = "context"  # complexity: context, png, zlib, bz2 or lzma
-    regret_steps: int = 100      # regret: Adam steps on the image's posterior
-    regret_lr: float = 0.05      # regret: Adam step size
-    regret_samples: int = 16     # regret: noise draws of the before/after ELBOs
-    binarizations: int = 4       # binarising runs: average nll/elbo/complexity over this many binarised views
+    samples: int = option(32, "importance samples K of the likelihood bound (nll, elbo, complexity)", min=1, max=4096)
+    seed: int = option(0, "seed of binarisation and Monte Carlo noise (per image)", min=0)
+    compressor: str = option("context", "complexity: the lossless compressor whose length is subtracted (context: "
+                                        "JBIG-style context modelling, the strongest here)", choices=tuple(COMPRESSORS))
+    regret_steps: int = option(100, "regret: Adam steps re-fitting each image's posterior", min=1, max=10_000)
+    regret_lr: float = option(0.05, "regret: Adam step size", min=0.0, min_exclusive=True, max=10.0)
+    regret_samples: int = option(16, "regret: noise draws of the before/after ELBOs", min=1, max=4096)
+    binarizations: int = option(4, "runs trained on binarised images: average nll, elbo and complexity over this "
+                                   "many binarisations", min=1, max=64)
 
     def __post_init__(self):
         if min(self.samples, self.regret_samples, self.regret_steps, self.binarizations) < 1:

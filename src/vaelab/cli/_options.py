@@ -139,3 +139,47 @@ def _flagify(message: str) -> str:
             message = message.replace(f"'{section}.{f.name}'", f"'{section}.{f.name}' (--{flag})")
             message = message.replace(f"{section}.{f.name} must", f"{section}.{f.name} (--{flag}) must")
     return message
+
+
+def settings_options(cls, *, names: dict[str, str] | None = None, short: dict[str, str] | None = None,
+                     omit: tuple[str, ...] = ()):
+    """Decorate a click command with one option per field of the settings dataclass ``cls``.
+
+    Default, help, range and choices come from the field's :func:`vaelab.config.option`, so the
+    command's flags and the Python API (``EvaluationSettings``, ``ScoreSettings``) cannot drift
+    apart. ``names`` renames flags, ``short`` adds a short flag, ``omit`` leaves fields out (the
+    command declares them itself). The command gets each value under the field's name.
+    """
+    def decorate(func):
+        hints = typing.get_type_hints(cls)
+        for f in reversed(fields(cls)):
+            if f.name in omit:
+                continue
+            flag = (names or {}).get(f.name, f.name.replace("_", "-"))
+            decls = [f"--{flag}", *([short[f.name]] if short and f.name in short else []), f.name]
+            meta, tp = f.metadata, hints[f.name]
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            lo, hi = meta.get("min"), meta.get("max")
+            if tp is bool:
+                opt = click.option(f"--{flag}/--no-{flag}", f.name, default=default, show_default=True,
+                                   help=meta.get("help", ""))
+                func = opt(func)
+                continue
+            if meta.get("choices"):
+                click_type = click.Choice([str(c) for c in meta["choices"]])
+            elif tp is int:
+                click_type = click.IntRange(lo, hi)
+            elif tp is float:
+                click_type = click.FloatRange(lo, hi, min_open=bool(meta.get("min_exclusive")))
+            else:
+                click_type = str
+            func = click.option(*decls, type=click_type, default=default, show_default=True,
+                                help=meta.get("help", "") + ".")(func)
+        return func
+    return decorate
+
+
+def settings_from(cls, values: dict[str, Any], **extra):
+    """``cls`` built from the command's values of its fields (popped from ``values``) and ``extra``."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{name: values.pop(name) for name in list(values) if name in names}, **extra)

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import click
 
+from ..apps.anomaly import ScoreSettings
+from ._options import settings_from, settings_options
+
 SCORE_CHOICES = ["nll", "elbo", "complexity", "regret", "reconstruction", "all"]
 
 
@@ -18,17 +21,7 @@ SCORE_CHOICES = ["nll", "elbo", "complexity", "regret", "reconstruction", "all"]
 @click.option("--evaluate", nargs=2, type=click.Path(path_type=Path), default=None, metavar="IN OUT",
               help="instead of scoring IMAGES: AUROC and AUPRC of each score separating in-distribution "
                    "images IN from out-of-distribution images OUT (files, folders or .npy).")
-@click.option("--samples", type=click.IntRange(1, 4096), default=32, show_default=True,
-              help="importance samples K of the likelihood bound (nll, elbo, complexity).")
-@click.option("--compressor", type=click.Choice(["context", "png", "zlib", "bz2", "lzma"]), default="context",
-              show_default=True, help="complexity: the lossless compressor whose length is subtracted "
-                                      "(context: JBIG-style context modelling, the strongest here).")
-@click.option("--regret-steps", type=click.IntRange(1, 10_000), default=100, show_default=True,
-              help="regret: Adam steps re-fitting each image's posterior.")
-@click.option("--regret-lr", type=float, default=0.05, show_default=True, help="regret: Adam step size.")
-@click.option("--binarizations", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="runs trained on binarised images: average nll, elbo and complexity over this many binarisations.")
-@click.option("--seed", type=int, default=0, show_default=True, help="seed of binarisation and Monte Carlo noise.")
+@settings_options(ScoreSettings)
 @click.option("--quantile", type=float, default=0.95, show_default=True,
               help="threshold = this quantile of the scores of in-distribution images (0.95: ~5 % false alarms).")
 @click.option("--fit-split", type=click.Choice(["train", "val", "test"]), default="val", show_default=True,
@@ -38,9 +31,8 @@ SCORE_CHOICES = ["nll", "elbo", "complexity", "regret", "reconstruction", "all"]
 @click.option("--refit", is_flag=True, help="fit the threshold again even if RUN/anomaly.json has one.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="scores CSV (scoring) or results JSON (--evaluate) [default: RUN/apps/anomaly.csv or .json].")
-def command(run: Path, images: tuple[Path, ...], scores: tuple[str, ...], evaluate, samples: int, compressor: str,
-            regret_steps: int, regret_lr: float, binarizations: int, seed: int, quantile: float, fit_split: str, fit_images: int,
-            refit: bool, out: Path | None):
+def command(run: Path, images: tuple[Path, ...], scores: tuple[str, ...], evaluate, quantile: float, fit_split: str,
+            fit_images: int, refit: bool, out: Path | None, **score_settings):
     """Anomaly scores of IMAGES under RUN's model (higher = more anomalous), with a threshold.
 
     \b
@@ -63,12 +55,10 @@ def command(run: Path, images: tuple[Path, ...], scores: tuple[str, ...], evalua
       vaelab anomaly runs/fmnist --evaluate fmnist-test.npy mnist.npy -o results.json
     """
     from ..runs import open_run
-    from ..apps.anomaly import ScoreSettings
 
     opened = open_run(run)
     model = opened.model
-    settings = ScoreSettings(samples=samples, seed=seed, compressor=compressor, regret_steps=regret_steps,
-                             regret_lr=regret_lr, binarizations=binarizations)
+    settings = settings_from(ScoreSettings, score_settings)
     if evaluate is not None:
         if images:
             from ..errors import VaelabError

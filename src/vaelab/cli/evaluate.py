@@ -6,6 +6,9 @@ from pathlib import Path
 
 import click
 
+from ..evaluation.suite import EvaluationSettings
+from ._options import settings_from, settings_options
+
 
 def _topics(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
     from ..evaluation.suite import TOPICS
@@ -19,24 +22,8 @@ def _topics(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
 
 @click.command("evaluate", context_settings={"max_content_width": 100})
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True,
-              help="which split to evaluate.")
-@click.option("--nll-samples", "-k", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="importance samples K per image for the log-likelihood bound (0 = skip it). Papers use 5000; "
-                   "time grows linearly with K.")
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=0, show_default=True,
-              help="evaluate only the first N images of the split (0 = all); standard errors show the precision.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="seed of every random draw: the same command gives the same numbers.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True,
-              help="images per pass for the one-sample metrics.")
-@click.option("--max-decodes", type=click.IntRange(min=0), default=0, show_default=True,
-              help="latent samples decoded per forward pass in the bound; memory grows with it "
-                   "(0 = 8192 on CPU, 32768 on a GPU at 28×28, fewer for larger images).")
-@click.option("--probe-images", type=click.IntRange(min=10), default=10_000, show_default=True,
-              help="training images the linear/k-NN probes and DCI are fitted on.")
-@click.option("--sample-images", type=click.IntRange(min=10), default=10_000, show_default=True,
-              help="generated images for the Fréchet distance and precision/recall (at most the split's size).")
+@settings_options(EvaluationSettings, names={"probe_train_images": "probe-images"},
+                  short={"nll_samples": "-k", "limit": "-n"}, omit=("skip",))
 @click.option("--skip", multiple=True, callback=_topics, metavar="TOPIC[,TOPIC]",
               help="leave out topics: likelihood, reconstruction, latent, representation, samples, disentanglement.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
@@ -46,8 +33,7 @@ def _topics(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON on stdout (schema 1, see docs/evaluation.md).")
 @click.option("--no-save", is_flag=True, help="do not write RUN/metrics.json.")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars.")
-def command(run, split, nll_samples, limit, seed, batch_size, max_decodes, probe_images, sample_images, skip,
-            device, threads, as_json, no_save, quiet):
+def command(run, skip, device, threads, as_json, no_save, quiet, **settings):
     """Measure a trained run: likelihood, reconstruction, latent space, representation,
     sample quality and (on shapes) disentanglement.
 
@@ -68,20 +54,18 @@ def command(run, split, nll_samples, limit, seed, batch_size, max_decodes, probe
 
     import torch
 
-    from ..evaluation.suite import EvaluationSettings, evaluate_run, metrics_filename
+    from ..evaluation.suite import evaluate_run, metrics_filename
     from ..evaluation.summary import format_table
 
     if threads:
         torch.set_num_threads(threads)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    settings = EvaluationSettings(split=split, nll_samples=nll_samples, limit=limit, seed=seed, batch_size=batch_size,
-                                  max_decodes=max_decodes, probe_train_images=probe_images,
-                                  sample_images=sample_images, skip=skip)
+    settings = settings_from(EvaluationSettings, settings, skip=skip)
     result = evaluate_run(run, settings, device=device, progress=not quiet, write=not no_save)
     if as_json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
     else:
         click.echo(format_table(result))
     if not no_save:
-        click.echo(f"metrics: {Path(run) / metrics_filename(split)}", err=as_json)
+        click.echo(f"metrics: {Path(run) / metrics_filename(settings.split)}", err=as_json)

@@ -69,10 +69,14 @@ def command(config_file, out, resume, quiet, **kwargs):
     result = train(config, out, resume=resume, progress=not quiet)
     final = result.final
     if final:
-        parts = [f"{result.epochs} epochs, {result.steps} steps in {result.seconds:.0f} s"]
+        parts = [f"{result.epochs} epoch{'s' * (result.epochs != 1)}, {result.steps} steps in {result.seconds:.0f} s"]
         if "test_neg_elbo" in final:
             parts.append(f"test −ELBO {final['test_neg_elbo']:.2f} nats/image "
                          f"(reconstruction {final['test_reconstruction']:.2f}, KL {final['test_kl']:.2f})")
+        elif "test_rate" in final:   # a rate–distortion model: what its codes cost and how faithful they are
+            parts.append(f"test rate {final['test_rate']:.1f} bits/image ({final['test_rate'] / 8:.1f} bytes) at "
+                         f"{final['test_psnr_db']:.2f} dB PSNR, over quality levels drawn per image "
+                         "(`vaelab compress` codes at one)")
         click.echo("; ".join(parts))
         if config.train.report:
             from ..report import write_report

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .. import __version__, runs
+from ..config import option
 from ..errors import VaelabError
 
 SCHEMA_VERSION = 1
@@ -32,17 +33,22 @@ ProgressFactory = Callable[[int, str], Callable[[int], None]]
 
 @dataclass
 class EvaluationSettings:
-    """What to evaluate and how hard to try (each a CLI flag of ``vaelab evaluate``)."""
+    """What to evaluate and how hard to try: each field is a flag of ``vaelab evaluate`` (cli/_options.py)."""
 
-    split: str = "test"
-    nll_samples: int = 1000          # K of the importance-sampled bound; 0 skips it
-    limit: int = 0                   # evaluate the first N images of the split (0 = all)
-    seed: int = 0
-    batch_size: int = 500            # images per pass for the one-sample metrics
-    max_decodes: int = 0             # latents decoded per forward pass in the bound (0 = by device)
-    probe_train_images: int = 10_000  # training images the probes (and DCI) are fitted on
-    sample_images: int = 10_000      # generated images for the Fréchet distance and precision/recall
-    skip: tuple[str, ...] = field(default_factory=tuple)
+    split: str = option("test", "which split to evaluate", choices=("test", "val", "train"))
+    nll_samples: int = option(1000, "importance samples K per image for the log-likelihood bound (0 = skip it). "
+                                    "Papers use 5000; time grows linearly with K", min=0, max=1_000_000)
+    limit: int = option(0, "evaluate only the first N images of the split (0 = all); standard errors show the "
+                           "precision", min=0)
+    seed: int = option(0, "seed of every random draw: the same command gives the same numbers", min=0)
+    batch_size: int = option(500, "images per pass for the one-sample metrics", min=1, max=1_000_000)
+    max_decodes: int = option(0, "latent samples decoded per forward pass in the bound; memory grows with it "
+                                 "(0 = 8192 on CPU, 32768 on a GPU at 28×28, fewer for larger images)", min=0)
+    probe_train_images: int = option(10_000, "training images the linear/k-NN probes and DCI are fitted on",
+                                     min=10)
+    sample_images: int = option(10_000, "generated images for the Fréchet distance and precision/recall (at most "
+                                         "the split's size)", min=10)
+    skip: tuple[str, ...] = field(default_factory=tuple)   # topics left out (the CLI's --skip)
 
 
 def metrics_filename(split: str) -> str:

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Model
+from .base import EncoderDecoder
 from .config import (DecoderLikelihood, activation_option, dense_width_option, hidden_option, latent_dim_option,
                      model_name)
-from .conv import ConvDecoder, ConvEncoder, default_channels
-from .likelihoods import head_for
+from .conv import conv_backbones
 from .losses import ELBO
-from .mlp import MLPDecoder, MLPEncoder, default_hidden
+from .mlp import mlp_backbones
 from .outputs import Output
 from .registry import register_model
 
@@ -48,16 +47,14 @@ class ConvAEConfig(AEConfig):
     dense_width: int = dense_width_option()
 
 
-class AutoEncoder(Model):
+class AutoEncoder(EncoderDecoder):
+    """Encoder → code z = f_e(x) → decoder → p(x|z), with the training codes' Gaussian kept for sampling."""
+
     is_variational = False
     momentum = 0.01  # of the running code statistics
 
     def __init__(self, config: AEConfig, image_shape, encoder, decoder, head):
-        super().__init__(config, image_shape)
-        self.latent_dim = config.latent_dim
-        self.head = head
-        self.encoder = encoder
-        self.decoder = decoder
+        super().__init__(config, image_shape, encoder, decoder, head)
         D = config.latent_dim
         self.register_buffer("code_mean", torch.zeros(D))
         self.register_buffer("code_cov", torch.eye(D))
@@ -106,22 +103,11 @@ class AutoEncoder(Model):
 class MLPAutoEncoder(AutoEncoder):
     """Dense autoencoder: thesis Encoder → bottleneck → thesis Decoder."""
 
-    @classmethod
-    def from_config(cls, config: AEConfig, image_shape):
-        C, H, W = image_shape
-        hidden = config.hidden or default_hidden(C * H * W)
-        enc = MLPEncoder(image_shape, hidden, config.latent_dim, config.activation)
-        dec = MLPDecoder(config.latent_dim, hidden, image_shape, config.activation)
-        return cls(config, image_shape, enc, dec, head_for(config, C))
+    backbones = staticmethod(mlp_backbones)
 
 
 @register_model("conv-ae", ConvAEConfig)
 class ConvAutoEncoder(AutoEncoder):
     """Convolutional autoencoder with strided convolutions."""
 
-    @classmethod
-    def from_config(cls, config: ConvAEConfig, image_shape):
-        channels = config.hidden or default_channels(image_shape)
-        enc = ConvEncoder(image_shape, channels, config.dense_width, config.latent_dim, config.activation)
-        dec = ConvDecoder(config.latent_dim, channels, config.dense_width, image_shape, config.activation)
-        return cls(config, image_shape, enc, dec, head_for(config, image_shape[0]))
+    backbones = staticmethod(conv_backbones)

@@ -35,10 +35,16 @@ class Model(nn.Module):
     # Buffers a model sets from its config rather than learns (a fine-tune keeps its own).
     config_tensors: tuple[str, ...] = ()
 
-    def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int]):
+    def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int], encoder: nn.Module | None = None,
+                 decoder: nn.Module | None = None, head: nn.Module | None = None):
         super().__init__()
         self.config = config
         self.image_shape = tuple(int(s) for s in image_shape)
+        # registered in this order (head, encoder, decoder): the order of parameters() and so of
+        # the optimiser's state, which a resumed run's checkpoint must match
+        for name, module in (("head", head), ("encoder", encoder), ("decoder", decoder)):
+            if module is not None:
+                setattr(self, name, module)
 
     @property
     def device(self) -> torch.device:
@@ -105,3 +111,28 @@ class Model(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.registry_name}: image {self.image_shape}, latent {self.latent_dim}"
+
+
+class EncoderDecoder(Model):
+    """A model built from an encoder/decoder pair around a ``latent_dim`` bottleneck and a likelihood head.
+
+    Registered subclasses name their ``backbones`` (``mlp_backbones`` or ``conv_backbones``);
+    ``encoder_outputs`` is how many numbers the encoder gives per image.
+    """
+
+    backbones = None
+
+    def __init__(self, config: ModelConfig, image_shape, encoder: nn.Module, decoder: nn.Module, head: nn.Module):
+        super().__init__(config, image_shape, encoder, decoder, head)
+        self.latent_dim = config.latent_dim
+
+    @staticmethod
+    def encoder_outputs(config: ModelConfig) -> int:
+        return config.latent_dim
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, image_shape):
+        from .likelihoods import head_for
+
+        encoder, decoder = cls.backbones(image_shape, config, cls.encoder_outputs(config))
+        return cls(config, image_shape, encoder, decoder, head_for(config, image_shape[0]))

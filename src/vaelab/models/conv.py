@@ -84,3 +84,15 @@ class ConvDecoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.head(z).view(z.shape[0], *self.start_shape)
         return self.features(h)
+
+
+def conv_backbones(image_shape: tuple[int, int, int], config, encoder_outputs: int,
+                   decoder_shape: tuple[int, int, int] | None = None) -> tuple[ConvEncoder, ConvDecoder]:
+    """The encoder (with ``encoder_outputs`` numbers per image) and decoder a conv model's config describes.
+
+    ``decoder_shape``: what the decoder produces, when not the image itself (pixel-vae's feature map).
+    """
+    channels = config.hidden or default_channels(image_shape)
+    return (ConvEncoder(image_shape, channels, config.dense_width, encoder_outputs, config.activation),
+            ConvDecoder(config.latent_dim, channels, config.dense_width, decoder_shape or image_shape,
+                        config.activation))

@@ -59,3 +59,11 @@ class MLPDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).view(z.shape[0], *self.image_shape)
+
+
+def mlp_backbones(image_shape: tuple[int, int, int], config, encoder_outputs: int) -> tuple[MLPEncoder, MLPDecoder]:
+    """The encoder (with ``encoder_outputs`` numbers per image) and decoder a dense model's config describes."""
+    C, H, W = image_shape
+    hidden = config.hidden or default_hidden(C * H * W)
+    return (MLPEncoder(image_shape, hidden, encoder_outputs, config.activation),
+            MLPDecoder(config.latent_dim, hidden, image_shape, config.activation))

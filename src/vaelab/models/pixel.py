@@ -28,10 +28,10 @@ from ..config import option
 from ..errors import VaelabError
 from ..theory import get_activation
 from .config import model_name
-from .conv import ConvDecoder, ConvEncoder, default_channels
+from .conv import conv_backbones
 from .likelihoods import head_for
 from .registry import register_model
-from .vae import VAE, ConvVAEConfig, encoder_outputs
+from .vae import VAE, ConvVAEConfig
 
 
 @dataclass
@@ -167,11 +167,9 @@ class PixelVAE(VAE):
             raise VaelabError("pixel-vae models binary pixels: use --likelihood bernoulli (with --binarize)")
         if config.ar_kernel % 2 == 0:
             raise VaelabError(f"model.ar_kernel must be odd, got {config.ar_kernel}")
-        channels = config.hidden or default_channels(image_shape)
         features = config.ar_features
-        enc = ConvEncoder(image_shape, channels, config.dense_width, encoder_outputs(config), config.activation)
-        dec = ConvDecoder(config.latent_dim, channels, config.dense_width, (features, H, W), config.activation)
-        model = cls(config, image_shape, enc, dec, head_for(config, C))
+        backbones = conv_backbones(image_shape, config, cls.encoder_outputs(config), decoder_shape=(features, H, W))
+        model = cls(config, image_shape, *backbones, head_for(config, C))
         model.ar_head = AutoregressiveHead(C, features, config.ar_kernel, config.ar_layers, config.activation)
         return model
 

@@ -265,14 +265,11 @@ class RateDistortionAutoEncoder(Model):
 
     def __init__(self, config: RateDistortionConfig, image_shape, encoder: nn.Module, decoder: nn.Module,
                  latent_grid: tuple[int, int, int]):
-        super().__init__(config, image_shape)
+        super().__init__(config, image_shape, encoder, decoder, make_head(config.likelihood, image_shape[0]))
         lambdas = _level_lambdas(config)
-        self.head = make_head(config.likelihood, image_shape[0])
         self.levels = len(lambdas)
         self.latent_grid = tuple(latent_grid)           # (M, h, w)
         self.latent_dim = math.prod(latent_grid)
-        self.encoder = encoder
-        self.decoder = decoder
         # The code's density: factorised (one learned distribution per element), or, with
         # ``rd_context`` > 0, predicted from the elements sent before (rd_context.py).
         if config.rd_context:

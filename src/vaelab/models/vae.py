@@ -15,12 +15,11 @@ import torch
 from ..config import option
 from ..distributions import DiagonalGaussian
 from .ae import AEConfig
-from .base import Model
+from .base import EncoderDecoder
 from .config import dense_width_option, model_name
-from .conv import ConvDecoder, ConvEncoder, default_channels
-from .likelihoods import head_for
+from .conv import conv_backbones
 from .losses import ELBO, IWAE, Loss
-from .mlp import MLPDecoder, MLPEncoder, default_hidden
+from .mlp import mlp_backbones
 from .outputs import decoded_output
 from .registry import register_model
 
@@ -52,15 +51,15 @@ class ConvVAEConfig(VAEConfig):
     dense_width: int = dense_width_option()
 
 
-class VAE(Model):
+class VAE(EncoderDecoder):
+    """Encoder → q(z|x) = N(μ, diag σ²) → z by reparameterisation → decoder → p(x|z); prior N(0, I)."""
+
     is_variational = True
 
-    def __init__(self, config: VAEConfig, image_shape, encoder, decoder, head):
-        super().__init__(config, image_shape)
-        self.latent_dim = config.latent_dim
-        self.head = head
-        self.encoder = encoder  # outputs 2·D numbers per image: μ and log σ²
-        self.decoder = decoder
+    @staticmethod
+    def encoder_outputs(config: VAEConfig) -> int:
+        """A VAE's encoder outputs μ and log σ²: 2·D numbers per image."""
+        return 2 * config.latent_dim
 
     def _encode(self, x: torch.Tensor) -> DiagonalGaussian:
         """(B, C, H, W) -> q(z|x), a diagonal Gaussian over (B, D)."""
@@ -97,31 +96,15 @@ class VAE(Model):
         return GaussianPriorEntropyModel(self)
 
 
-def encoder_outputs(config: VAEConfig) -> int:
-    """A VAE's encoder outputs μ and log σ²: 2·D numbers per image."""
-    return 2 * config.latent_dim
-
-
 @register_model("mlp-vae", VAEConfig)
 class MLPVAE(VAE):
     """Dense VAE: the thesis' Encoder and Decoder with a Gaussian bottleneck."""
 
-    @classmethod
-    def from_config(cls, config: VAEConfig, image_shape):
-        C, H, W = image_shape
-        hidden = config.hidden or default_hidden(C * H * W)
-        enc = MLPEncoder(image_shape, hidden, encoder_outputs(config), config.activation)
-        dec = MLPDecoder(config.latent_dim, hidden, image_shape, config.activation)
-        return cls(config, image_shape, enc, dec, head_for(config, C))
+    backbones = staticmethod(mlp_backbones)
 
 
 @register_model("conv-vae", ConvVAEConfig)
 class ConvVAE(VAE):
     """Convolutional VAE with strided convolutions (the default model)."""
 
-    @classmethod
-    def from_config(cls, config: ConvVAEConfig, image_shape):
-        channels = config.hidden or default_channels(image_shape)
-        enc = ConvEncoder(image_shape, channels, config.dense_width, encoder_outputs(config), config.activation)
-        dec = ConvDecoder(config.latent_dim, channels, config.dense_width, image_shape, config.activation)
-        return cls(config, image_shape, enc, dec, head_for(config, image_shape[0]))
+    backbones = staticmethod(conv_backbones)
