@@ -8,10 +8,6 @@ import click
 
 from ._options import build_config, config_options, overrides
 
-# What may change when a run is resumed; everything else must match the saved config.
-RESUMABLE = {("train", "epochs"), ("train", "device"), ("train", "threads"), ("train", "report"),
-             ("train", "log_every"), ("train", "eval_batch_size")}
-
 
 def unique_run_dir(base: Path) -> Path:
     if not base.exists():
@@ -27,10 +23,13 @@ def unique_run_dir(base: Path) -> Path:
               help="TOML file with [model], [data] and [train] tables; flags override it.")
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="run directory to write (default: runs/MODEL-DATA, numbered if taken).")
-@click.option("--resume", is_flag=True, help="continue the run in --out from its last checkpoint.")
+@click.option("--resume", is_flag=True, help="continue the run in --out from its last checkpoint; its config.toml and "
+              "flags may change the learning rate, epochs, batch size and stopping rules (recorded), nothing else.")
+@click.option("--restart", is_flag=True, help="train the run in --out again from the beginning with its config.toml "
+              "(and flags); its model, checkpoint and log are replaced.")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar.")
 @config_options
-def command(config_file, out, resume, quiet, **kwargs):
+def command(config_file, out, resume, restart, quiet, **kwargs):
     """Train an autoencoder or VAE and write a run directory.
 
     \b
@@ -38,6 +37,7 @@ def command(config_file, out, resume, quiet, **kwargs):
       vaelab train --data mnist-5k --model conv-vae --epochs 20
       vaelab train --data fashion-mnist --binarize dynamic --epochs 10 --out runs/fmnist
       vaelab train --out runs/fmnist --resume            # after an interruption
+      vaelab train --out runs/fmnist --resume --epochs 20 --lr 3e-4   # continue for longer, slower
       torchrun --nproc-per-node 2 -m vaelab train ...     # DDP over 2 processes
     """
     from ..errors import VaelabError
@@ -45,28 +45,27 @@ def command(config_file, out, resume, quiet, **kwargs):
     from ..training import train
 
     flags = overrides(kwargs)
-    if resume:
+    if resume or restart:
         if out is None:
-            raise VaelabError("--resume needs --out RUN_DIR, the run to continue")
-        if config_file is not None:
-            raise VaelabError("--resume continues a run with its saved config; drop --config")
-        saved = read_config(out / CONFIG_FILE) if (out / CONFIG_FILE).exists() else None
-        if saved is None:
-            raise VaelabError(f"has no {CONFIG_FILE} to resume from", out)
+            raise VaelabError(f"{'--resume' if resume else '--restart'} needs --out RUN_DIR, the run to continue")
+        if resume and config_file is not None:
+            raise VaelabError("--resume continues a run with its saved config; drop --config (edit the run's "
+                              "config.toml or pass flags to change what a resume may change)")
+    if (resume or restart) and config_file is None:
+        if not (out / CONFIG_FILE).exists():
+            raise VaelabError(f"has no {CONFIG_FILE} to {'resume' if resume else 'restart'} from", out)
+        saved = read_config(out / CONFIG_FILE)
+        sections = {s: vars(getattr(saved, s)) for s in ("model", "data", "train")}
         for section, values in flags.items():
-            for name, value in values.items():
-                if (section, name) not in RESUMABLE and getattr(getattr(saved, section), name) != value:
-                    raise VaelabError(f"a resumed run keeps its settings; {section}.{name} cannot change "
-                                      f"(only {', '.join(sorted(n for _, n in RESUMABLE))} can)")
-                setattr(getattr(saved, section), name, value)
-        config = build_config(None, {s: vars(getattr(saved, s)) for s in ("model", "data", "train")})
+            sections[section] = {**sections[section], **values}
+        config = build_config(None, sections)   # the training engine checks what a resume may change
     else:
         config = build_config(config_file, flags)
         if out is None:
             out = unique_run_dir(Path("runs") / f"{config.model.name}-{config.data.name.replace(':', '-').replace('/', '-')}")
-    if resume and not (out / CHECKPOINT_FILE).exists():
+    if resume and not (out / CHECKPOINT_FILE).exists() and not (out / "model.safetensors").exists():
         click.echo("vaelab: the run stopped before its first checkpoint; starting it from the beginning", err=True)
-    result = train(config, out, resume=resume, progress=not quiet)
+    result = train(config, out, resume=resume, restart=restart, progress=not quiet)
     final = result.final
     if final:
         parts = [f"{result.epochs} epoch{'s' * (result.epochs != 1)}, {result.steps} steps in {result.seconds:.0f} s"]

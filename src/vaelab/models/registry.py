@@ -9,9 +9,11 @@ applications go through it and the model's verbs, never through the model's clas
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
 import torch.nn as nn
 
 from ..errors import VaelabError
@@ -78,10 +80,54 @@ def config_class(name: str) -> type[ModelConfig]:
     return model_entry(name).config
 
 
+def available_memory_bytes() -> int | None:
+    """Memory the kernel says a new allocation can get without swapping (MemAvailable), if known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def max_model_bytes() -> int | None:
+    """The most a model's parameters and buffers may take: ``VAELAB_MAX_MODEL_BYTES`` or the available memory."""
+    value = os.environ.get("VAELAB_MAX_MODEL_BYTES")
+    if value:
+        try:
+            return int(float(value))
+        except ValueError:
+            raise VaelabError(f"VAELAB_MAX_MODEL_BYTES must be a number of bytes, got {value!r}") from None
+    return available_memory_bytes()
+
+
+def check_model_size(skeleton: nn.Module, name: str, limit: int | None) -> None:
+    """Refuse a model (built on the meta device, so nothing was allocated) that would not fit in ``limit`` bytes."""
+    tensors = [*skeleton.parameters(), *skeleton.buffers()]
+    count = sum(t.numel() for t in tensors)
+    size = sum(t.numel() * t.element_size() for t in tensors)
+    if limit is not None and size > limit:
+        raise VaelabError(f"this {name} model has {count:,} parameters and buffers ({size / 1e9:,.1f} GB), more than "
+                          f"the {limit / 1e9:,.1f} GB of memory available for it; choose smaller --hidden, "
+                          "--dense-width or latent sizes")
+
+
 def build_model(config: ModelConfig, image_shape: tuple[int, int, int]) -> nn.Module:
-    """Instantiate the registered model for images of shape (C, H, W)."""
+    """Instantiate the registered model for images of shape (C, H, W).
+
+    The model is first built on the meta device (no memory is allocated) and its size checked
+    against the memory it would need: a config asking for 10⁹-unit layers is refused in one
+    line instead of exhausting the machine.
+    """
     entry = model_entry(config.name)
     if not isinstance(config, entry.config):
         raise VaelabError(f"model {config.name} is configured by {entry.config.__name__}, "
                           f"not {type(config).__name__}")
-    return entry.cls.from_config(config, tuple(int(s) for s in image_shape))
+    shape = tuple(int(s) for s in image_shape)
+    if torch.empty(0).device.type != "meta":      # not already building a skeleton
+        with torch.device("meta"):
+            skeleton = entry.cls.from_config(config, shape)
+        check_model_size(skeleton, config.name, max_model_bytes())
+    return entry.cls.from_config(config, shape)

@@ -70,21 +70,26 @@ def _optimizer_from_json(state: dict) -> dict:
     return out
 
 
-def save_checkpoint(run_dir: Path, model, optimizer, scheduler, train_state: dict, rng: dict[str, torch.Tensor]) -> None:
+def save_checkpoint(run_dir: Path, model, optimizer, scheduler, train_state: dict, rng: dict[str, torch.Tensor],
+                    config: dict | None = None) -> None:
+    """Write the checkpoint atomically; ``config`` (the run's config as a dict) lets a resume see edits."""
     tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in model.state_dict().items()}
     optim_json = _split_state("optim", optimizer.state_dict(), tensors)
     sched_json = _split_state("sched", scheduler.state_dict(), tensors)
     for name, value in rng.items():
         tensors[f"rng.{name}"] = value
     record = {"format": CHECKPOINT_FORMAT, "state": _split_state("state", train_state, tensors), "optimizer": optim_json, "scheduler": sched_json,
-              "rng": sorted(rng)}
+              "rng": sorted(rng), **({"config": config} if config is not None else {})}
     meta = {"vaelab_checkpoint": json.dumps(record, sort_keys=True)}
     sha = save_tensors(run_dir / "checkpoint.safetensors", tensors, meta)
     atomic_write_json(run_dir / "checkpoint.json", {**record, "sha256": sha, "tensors": "checkpoint.safetensors"})
 
 
 def load_checkpoint(run_dir: Path) -> dict:
-    """-> {"model": state_dict, "optimizer": ..., "scheduler": ..., "state": ..., "rng": {...}}."""
+    """-> {"model": state_dict, "optimizer": ..., "scheduler": ..., "state": ..., "rng": {...}, "config": dict | None}.
+
+    ``config`` is the run's config when the checkpoint was written (None for checkpoints of
+    vaelab before it was recorded)."""
     path = run_dir / "checkpoint.safetensors"
     json_path = run_dir / "checkpoint.json"
     if not path.is_file():
@@ -112,6 +117,7 @@ def load_checkpoint(run_dir: Path) -> dict:
             "scheduler": _join_state(record["scheduler"], tensors),
             "state": state,
             "rng": {name: tensors[f"rng.{name}"] for name in record["rng"]},
+            "config": record["config"] if isinstance(record.get("config"), dict) else None,
         }
     except (KeyError, TypeError, AttributeError, ValueError, RecursionError):
         raise VaelabError("is inconsistent: its metadata names tensors it does not hold", path) from None

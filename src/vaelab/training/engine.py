@@ -28,6 +28,7 @@ import torch.nn as nn
 
 from .. import runs
 from ..data import BatchLoader, DataSplits, eval_batches, load_data
+from ..config import to_dict
 from ..errors import VaelabError
 from ..fileio import remove_stale_temporaries
 from ..models import build_model, kl_warmup_weight
@@ -37,6 +38,10 @@ from ..weights import load_state, save_tensors
 from . import distributed, precision
 from .checkpoint import load_checkpoint, save_checkpoint
 from .metrics import MetricsLog, trim_after
+from .resume import check_resumable, config_changes
+
+# What a run directory holds once training has begun: what --restart removes.
+RUN_FILES = (runs.CHECKPOINT_FILE, runs.CHECKPOINT_JSON, runs.MODEL_FILE, runs.METRICS_FILE)
 
 
 @dataclass
@@ -184,10 +189,10 @@ class Trainer:
         self.progress = progress
         self._data = data
 
-    def run(self, resume: bool = False) -> TrainResult:
+    def run(self, resume: bool = False, restart: bool = False) -> TrainResult:
         ctx = distributed.setup(self.config.train.device)
         try:
-            s, state, resume = self.setup(ctx, resume)
+            s, state, resume = self.setup(ctx, resume, restart)
             return self.train(s, state, resume)
         finally:
             distributed.teardown(ctx)
@@ -199,17 +204,38 @@ class Trainer:
             t = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world_size)))
         torch.set_num_threads(t)
 
-    def setup(self, ctx: distributed.Context, resume: bool) -> tuple[Setup, TrainState, bool]:
+    def _check_run_dir(self, ctx: distributed.Context, resume: bool, restart: bool) -> bool:
+        """Whether there is a checkpoint to resume; refuses to overwrite a trained model unasked."""
+        run_dir = self.run_dir
+        has_checkpoint = (run_dir / runs.CHECKPOINT_FILE).exists()
+        has_model = (run_dir / runs.MODEL_FILE).exists()
+        if restart:
+            if resume:
+                raise VaelabError("--restart trains the run again from the beginning; it cannot go with --resume")
+            if ctx.is_main:
+                for name in RUN_FILES:
+                    (run_dir / name).unlink(missing_ok=True)
+            distributed.barrier(ctx)
+            return False
+        if not resume and (has_checkpoint or has_model):
+            raise VaelabError("already holds a run; pass --resume to continue it, --restart to train it again from "
+                              "the beginning (replacing its model), or choose another --out", run_dir)
+        if resume and not has_checkpoint:
+            if has_model:
+                raise VaelabError(f"holds {runs.MODEL_FILE} but no {runs.CHECKPOINT_FILE} to resume from; pass "
+                                  "--restart to train it again from the beginning (replacing the model), or choose "
+                                  "another --out", run_dir)
+            return False  # stopped before its first checkpoint: nothing to continue, so start from the beginning
+        return resume
+
+    def setup(self, ctx: distributed.Context, resume: bool, restart: bool = False) -> tuple[Setup, TrainState, bool]:
         """Data, model, loss, optimiser and schedule; the saved state when resuming."""
         cfg, tc = self.config, self.config.train
         run_dir = self.run_dir
         self._threads(ctx)
         if tc.deterministic:
             torch.use_deterministic_algorithms(True)
-        if not resume and (run_dir / runs.CHECKPOINT_FILE).exists():
-            raise VaelabError("already holds a run; pass --resume to continue it, or choose another --out", run_dir)
-        if resume and not (run_dir / runs.CHECKPOINT_FILE).exists():
-            resume = False  # stopped before its first checkpoint: nothing to continue, so start from the beginning
+        resume = self._check_run_dir(ctx, resume, restart)
 
         data = self._data or load_data(cfg.data)
         torch.manual_seed(tc.seed)  # identical initial weights on every rank
@@ -233,15 +259,13 @@ class Trainer:
         scaler = precision.grad_scaler(prec, ctx.device)
 
         state = TrainState()
+        changes: list = []
         if resume:
             ck = load_checkpoint(run_dir)
+            if ck["config"] is not None:   # checkpoints since the model contract record their config
+                changes = check_resumable(config_changes(ck["config"], to_dict(cfg)))
             load_state(model, ck["model"], run_dir / runs.CHECKPOINT_FILE)
-            try:
-                optimizer.load_state_dict(ck["optimizer"])
-                scheduler.load_state_dict(ck["scheduler"])
-            except (ValueError, KeyError, TypeError, RuntimeError) as exc:
-                raise VaelabError(f"optimiser state does not fit this run's config ({exc})",
-                                  run_dir / runs.CHECKPOINT_FILE) from None
+            self._load_optimiser(optimizer, scheduler, ck)
             state = TrainState.from_checkpoint(ck["state"])
         log = MetricsLog(run_dir / runs.METRICS_FILE, enabled=ctx.is_main)
         if ctx.is_main:
@@ -254,6 +278,9 @@ class Trainer:
             if resume:
                 remove_stale_temporaries(run_dir)  # left by a kill in the middle of an atomic write
                 trim_after(run_dir / runs.METRICS_FILE, state.step, epoch=state.epoch)
+                if changes:   # applied from here on, and said so
+                    log.write({"event": "resume", "step": state.step, "epoch": state.epoch,
+                               "changed": {name: [old, new] for name, old, new in changes}})
             elif (run_dir / runs.METRICS_FILE).exists():
                 (run_dir / runs.METRICS_FILE).unlink()
         distributed.barrier(ctx)
@@ -263,6 +290,27 @@ class Trainer:
             net = nn.parallel.DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
         return Setup(ctx, data, model, loss, net, optimizer, scheduler, scaler, loader, batch, prec, log,
                      not_copied), state, resume
+
+    def _load_optimiser(self, optimizer, scheduler, ck: dict) -> None:
+        """The optimiser's and schedule's saved state, then this config's learning rate (a resume may change it)."""
+        source = self.run_dir / runs.CHECKPOINT_FILE
+        fresh = [sorted(group) for group in optimizer.state_dict()["param_groups"]]
+        saved = [sorted(group) for group in ck["optimizer"].get("param_groups", [])]
+        if fresh != saved:
+            raise VaelabError("holds the state of another optimiser than this run's config asks for; undo the "
+                              "change of optimiser, or train a new run", source)
+        try:
+            optimizer.load_state_dict(ck["optimizer"])
+            scheduler.load_state_dict(ck["scheduler"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise VaelabError(f"optimiser state does not fit this run's config ({exc})", source) from None
+        lr = self.config.train.lr
+        if scheduler.base_lrs != [lr] * len(scheduler.base_lrs):
+            # the schedule goes on from where it was, scaled to the new base step size γ₀
+            scheduler.base_lrs = [lr] * len(scheduler.base_lrs)
+            for group, factor in zip(optimizer.param_groups, scheduler.lr_lambdas):
+                group["initial_lr"] = lr
+                group["lr"] = lr * factor(scheduler.last_epoch)
 
     # -- the run -----------------------------------------------------------------------------
     def train(self, s: Setup, state: TrainState, resume: bool) -> TrainResult:
@@ -373,7 +421,8 @@ class Trainer:
             s.log.sync()
             if improved:
                 save_tensors(run_dir / runs.MODEL_FILE, s.model.state_dict(), runs.model_metadata(s.model))
-            save_checkpoint(run_dir, s.model, s.optimizer, s.scheduler, dataclasses.asdict(state), {})
+            save_checkpoint(run_dir, s.model, s.optimizer, s.scheduler, dataclasses.asdict(state), {},
+                            config=to_dict(self.config))
             bar.set_postfix(loss=f"{train_means[0]:.2f}", val=f"{score:.2f}")
         distributed.barrier(ctx)
         if tc.early_stopping and distributed.broadcast_flag(ctx, state.bad_epochs >= tc.early_stopping):
@@ -427,6 +476,7 @@ class Trainer:
 
 
 def train(config: runs.RunConfig, run_dir, resume: bool = False, progress: bool = True,
-          data: DataSplits | None = None) -> TrainResult:
-    """Train ``config`` into ``run_dir`` (or continue it with ``resume=True``)."""
-    return Trainer(config, Path(run_dir), progress=progress, data=data).run(resume)
+          data: DataSplits | None = None, restart: bool = False) -> TrainResult:
+    """Train ``config`` into ``run_dir``; ``resume=True`` continues it, ``restart=True`` trains an
+    existing run directory again from the beginning (its model, checkpoint and log are replaced)."""
+    return Trainer(config, Path(run_dir), progress=progress, data=data).run(resume, restart)
