@@ -14,8 +14,11 @@ class VaelabError(Exception):
     """A problem with the user's input, files or settings (never a bug in vaelab).
 
     The message is a single line; ``path``, when given, is prefixed so the user knows which
-    file is at fault.
+    file is at fault. ``exit_status`` is what the CLI exits with (2: bad input; a subclass for a
+    job that ran but failed, such as an untrained demo, uses 1).
     """
+
+    exit_status = 2
 
     def __init__(self, message: str, path: str | os.PathLike | None = None):
         message = " ".join(str(message).split())  # one line, always

@@ -57,3 +57,15 @@ def test_cli_without_images_uses_the_runs_test_split(tiny_ae_run, cli, tmp_path)
     status, _, err = cli("reconstruct", tiny_ae_run, "--count", 5, "-o", tmp_path)
     assert status == 0 and "no images given" in err
     assert np.load(tmp_path / "reconstructions.npy").shape == (5, 1, 8, 8)
+
+
+def test_the_figure_has_no_empty_columns_for_few_images(tiny_vae_run, cli, tmp_path):
+    from PIL import Image
+
+    widths = {}
+    for count in (2, 4):
+        status, _, _ = cli("reconstruct", tiny_vae_run, "--count", count, "-o", tmp_path / str(count))
+        assert status == 0
+        with Image.open(tmp_path / str(count) / "figure.png") as im:
+            widths[count] = im.width
+    assert widths[2] < widths[4]   # two pairs of columns, not four with two of them empty

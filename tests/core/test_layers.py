@@ -15,7 +15,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "vaelab"
 
 # Lowest first. A part may import itself and the parts listed before it.
-LAYERS = ["errors", "fileio", "config", "imageio", "weights", "metrics", "theory", "distributions", "coding",
+LAYERS = ["errors", "cpu", "fileio", "config", "imageio", "weights", "metrics", "theory", "distributions", "coding",
           "models", "data", "runs", "training", "evaluation", "apps", "report", "web", "cli", "__main__"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 

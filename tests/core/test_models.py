@@ -129,3 +129,9 @@ def test_wrong_input_shape_is_named():
     model = make("conv-vae", (1, 28, 28))
     with pytest.raises(VaelabError, match=r"\(B, 1, 28, 28\); got \(2, 3, 28, 28\)"):
         model.encode(torch.rand(2, 3, 28, 28))
+
+
+def test_the_width_error_names_the_latent_dimension_asked_for():
+    with pytest.raises(VaelabError) as err:
+        make("mlp-vae", (1, 28, 28), hidden=[256, 512], latent_dim=10)
+    assert "20 = μ and log σ² of latent dimension 10" in str(err.value) and "latent dimension 20" not in str(err.value)

@@ -157,3 +157,27 @@ def test_compare_prints_a_table_and_writes_a_figure(capsys, tmp_path, tiny_vae_r
 def test_help_has_an_example(capsys, name):
     assert main([name, "--help"]) == 0
     assert f"vaelab {name} runs/" in capsys.readouterr().out
+
+
+def test_a_partial_evaluation_never_replaces_a_fuller_one(capsys, tiny_vae_run, fresh_copy):
+    run = fresh_copy(tiny_vae_run)
+    base = ["evaluate", str(run), "--threads", "1", "--skip", "samples,representation"]
+    assert main([*base, "-k", "8", "--limit", "60"]) == 0
+    err = capsys.readouterr().err
+    # the plan and its estimate come first
+    assert "evaluating 60 test images: log-likelihood bound with K = 8 (≈ " in err and "images/s" in err
+    full = json.loads((run / "metrics.json").read_text())
+    assert main([*base, "-k", "8", "--limit", "30", "-q"]) == 0           # fewer images: beside it
+    assert "metrics-partial.json" in capsys.readouterr().out
+    assert json.loads((run / "metrics.json").read_text()) == full
+    assert json.loads((run / "metrics-partial.json").read_text())["n_images"] == 30
+    assert main([*base, "-k", "4", "--limit", "60", "-q", "--overwrite"]) == 0   # asked for: replaced
+    assert json.loads((run / "metrics.json").read_text())["likelihood"]["nll"]["k"] == 4
+    assert main([*base, "-k", "8", "--limit", "80", "-q"]) == 0           # fuller in every way: the main file
+    assert json.loads((run / "metrics.json").read_text())["n_images"] == 80
+
+
+def test_limit_bounds_the_probes_too(capsys, tiny_vae_run):
+    doc = _evaluate_json(capsys, tiny_vae_run, "-k", "2", "--limit", "70", "--skip", "samples", "--no-save",
+                         "--probe-images", "1000")
+    assert doc["representation"]["train_images"] == 70

@@ -15,22 +15,17 @@ import torch
 
 from ..errors import VaelabError
 from ..imageio import to_uint8
-from .common import device_of, generator
+from .common import generator
 
 
 def sample_latents(model, n: int, temperature: float = 1.0, seed: int | None = None) -> torch.Tensor:
-    """(n, D) codes z = m + T·L·ε with ε ~ N(0, I), where N(m, LLᵀ) is the model's latent Gaussian."""
+    """(n, D) codes the model draws (``model.sample_latents``): z = m + T·L·ε for a latent Gaussian
+    N(m, LLᵀ), the learned density's for a rate–distortion model."""
     if n < 1:
         raise VaelabError(f"the number of samples must be at least 1, got {n}")
     if not temperature > 0:
         raise VaelabError(f"the temperature must be positive, got {temperature}")
-    mean, cov = model.latent_gaussian()
-    D = mean.shape[0]
-    # The Cholesky factor in float64 with a tiny jitter: fitted code covariances can be singular.
-    cov = cov.double() + 1e-6 * torch.eye(D, dtype=torch.float64, device=cov.device)
-    chol = torch.linalg.cholesky(cov).to(mean.dtype)
-    eps = torch.randn((n, D), generator=generator(model, seed), device=device_of(model))
-    return mean + temperature * eps @ chol.T
+    return model.sample_latents(n, generator(model, seed), temperature)
 
 
 @torch.no_grad()

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="vaelab", standalone_mode=False)
     except VaelabError as exc:
         click.echo(f"vaelab: error: {exc}", err=True)
-        return 2
+        return exc.exit_status
     except click.exceptions.Abort:
         click.echo("vaelab: aborted", err=True)
         return 130

@@ -29,11 +29,13 @@ def _topics(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
               help="where to compute (auto = a GPU when present).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-              help="CPU threads (0 = PyTorch's default).")
+              help="CPU threads (0 = the cores other programs leave idle, by the 1-minute load average).")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON on stdout (schema 1, see docs/evaluation.md).")
 @click.option("--no-save", is_flag=True, help="do not write RUN/metrics.json.")
+@click.option("--overwrite", is_flag=True, help="write RUN/metrics.json even when it holds a fuller evaluation (more "
+              "images, a larger K or more topics); without it a partial evaluation goes to metrics-partial.json.")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars.")
-def command(run, skip, device, threads, as_json, no_save, quiet, **settings):
+def command(run, skip, device, threads, as_json, no_save, overwrite, quiet, **settings):
     """Measure a trained run: likelihood, reconstruction, latent space, representation,
     sample quality and (on shapes) disentanglement.
 
@@ -57,15 +59,20 @@ def command(run, skip, device, threads, as_json, no_save, quiet, **settings):
     from ..evaluation.suite import evaluate_run, metrics_filename
     from ..evaluation.summary import format_table
 
-    if threads:
-        torch.set_num_threads(threads)
+    from ..cpu import default_threads
+
+    torch.set_num_threads(threads or default_threads())
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     settings = settings_from(EvaluationSettings, settings, skip=skip)
-    result = evaluate_run(run, settings, device=device, progress=not quiet, write=not no_save)
+    result = evaluate_run(run, settings, device=device, progress=not quiet, write=not no_save, overwrite=overwrite,
+                          announce=None if quiet else lambda line: click.echo(line, err=True))
+    written = result.pop("written_to", metrics_filename(settings.split))
     if as_json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
     else:
         click.echo(format_table(result))
     if not no_save:
-        click.echo(f"metrics: {Path(run) / metrics_filename(settings.split)}", err=as_json)
+        note = "" if written == metrics_filename(settings.split) else \
+            f" (beside {metrics_filename(settings.split)}, which holds a fuller evaluation; --overwrite replaces it)"
+        click.echo(f"metrics: {Path(run) / written}{note}", err=as_json)

@@ -29,14 +29,15 @@ def command(run: Path, steps: int, sources: tuple[Path, ...], count: int, out: P
       vaelab manifold runs/fmnist-2d --steps 20
       vaelab manifold runs/fmnist --images shoes/ -o manifold.png
     """
-    from ..runs import open_run
     from ..apps.common import load_inputs, output_path, run_images
     from ..apps.figures import annotated_grid
     from ..apps.manifold import decode_grid, manifold_latents, quantile_grid
     from ..fileio import atomic_write_bytes
+    from ..runs import open_run
 
     opened = open_run(run)
     model = opened.model
+    model.latent_gaussian()   # a model without a Gaussian latent says so before any slow work
     images = None
     needs_codes = not (model.latent_dim == 2 and model.is_variational)
     if sources:

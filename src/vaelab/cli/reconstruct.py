@@ -51,7 +51,7 @@ def command(run: Path, images: tuple[Path, ...], out: Path | None, count: int, s
     out = output_path(opened, out, "reconstruct")
 
     n = min(show, len(originals))
-    pairs_per_row = 4
+    pairs_per_row = min(4, n)   # no empty columns when fewer images are shown
     R = -(-n // pairs_per_row)
     tiles = np.full((R, 2 * pairs_per_row, *originals.shape[1:]), 255, dtype=np.uint8)
     captions = [[""] * (2 * pairs_per_row) for _ in range(R)]

@@ -46,16 +46,17 @@ def command(run: Path, image: Path | None, dims: str | None, top: int, value_ran
     """
     import numpy as np
 
-    from ..runs import open_run
     from ..apps.common import load_one, output_path, run_images
     from ..apps.figures import annotated_grid
     from ..apps.traversal import kl_per_dim, traversal_values, traverse
     from ..errors import VaelabError
     from ..fileio import atomic_write_bytes
+    from ..runs import open_run
 
     chosen = _parse_dims(dims)
     opened = open_run(run)
     model = opened.model
+    model.latent_gaussian()   # a model without a Gaussian latent says so before any slow work
     base = None
     if image is not None:
         base, _, notices = load_one(model, image)

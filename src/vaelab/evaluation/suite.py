@@ -51,8 +51,30 @@ class EvaluationSettings:
     skip: tuple[str, ...] = field(default_factory=tuple)   # topics left out (the CLI's --skip)
 
 
-def metrics_filename(split: str) -> str:
-    return "metrics.json" if split == "test" else f"metrics-{split}.json"
+def metrics_filename(split: str, partial: bool = False) -> str:
+    """``metrics.json`` (test split; ``metrics-val.json`` …), or the ``-partial`` file beside it."""
+    stem = "metrics" if split == "test" else f"metrics-{split}"
+    return f"{stem}-partial.json" if partial else f"{stem}.json"
+
+
+def fullness(doc: dict) -> tuple[int, int, int]:
+    """How much an evaluation covers: (images, K of the likelihood bound, topics not skipped)."""
+    nll = (doc.get("likelihood") or {}).get("nll") or {}
+    topics = sum(1 for t in TOPICS if isinstance(doc.get(t), dict) and "skipped" not in doc[t])
+    return int(doc.get("n_images") or 0), int(nll.get("k") or 0), topics
+
+
+def destination(run_dir: Path, result: dict, split: str, overwrite: bool = False) -> Path:
+    """Where an evaluation is stored: the split's metrics file, unless a fuller evaluation of the
+    current weights is there already — then the ``-partial`` file beside it (``overwrite`` says
+    replace it anyway). The report and ``vaelab compare`` read the main file only."""
+    main = run_dir / metrics_filename(split)
+    if overwrite:
+        return main
+    existing = read_metrics_json(run_dir, split)
+    if existing is not None and any(new < old for new, old in zip(fullness(result), fullness(existing))):
+        return run_dir / metrics_filename(split, partial=True)
+    return main
 
 
 def file_sha256(path: Path) -> str:
@@ -199,11 +221,15 @@ def _disentanglement(eval_codes, eval_set, train_codes, train_set, splits, setti
 
 # -- the whole evaluation ----------------------------------------------------------------------
 def evaluate_run(run_dir, settings: EvaluationSettings | None = None, device: str = "cpu",
-                 progress: bool = True, write: bool = True, data=None) -> dict:
+                 progress: bool = True, write: bool = True, data=None, overwrite: bool = False,
+                 announce: Callable[[str], None] | None = None) -> dict:
     """Evaluate a run directory on one split; returns the schema-1 metrics dictionary.
 
     ``data``: the run's :class:`~vaelab.data.DataSplits` if the caller has them loaded.
-    ``write``: also store the result as ``RUN/metrics.json`` (atomically).
+    ``write``: also store the result as ``RUN/metrics.json`` (atomically) — or, when that file
+    holds a fuller evaluation of the same weights, as ``metrics-partial.json`` beside it
+    (``overwrite=True`` replaces it anyway); ``result["written_to"]`` names the file.
+    ``announce(line)`` is told the planned work and its estimated time before it starts.
     """
     from ..data import load_data
     from ..fileio import atomic_write_json
@@ -235,6 +261,11 @@ def evaluate_run(run_dir, settings: EvaluationSettings | None = None, device: st
         raise VaelabError(f"the {settings.split} split of {config.data.name} is empty; choose another --split")
     make_progress: ProgressFactory = tqdm_progress if progress else _no_progress
     timings: dict[str, float] = {}
+    # --limit bounds every topic: the probes are fitted on at most as many training images
+    probe_images = min(settings.probe_train_images, max(settings.limit, 50)) if settings.limit \
+        else settings.probe_train_images
+    if announce is not None:
+        announce(_plan(run, eval_set, settings, probe_images))
 
     def timed(topic: str, fn: Callable[[], dict]) -> dict:
         if topic in settings.skip:
@@ -266,7 +297,7 @@ def evaluate_run(run_dir, settings: EvaluationSettings | None = None, device: st
 
         # Probes and DCI are fitted on training images that look like the evaluated ones.
         needs_train = {"representation", "disentanglement"} - set(settings.skip)
-        train_set = _subset(splits.train, settings.probe_train_images, settings.seed) if needs_train else None
+        train_set = _subset(splits.train, probe_images, settings.seed) if needs_train else None
         if train_set is not None:
             train_set = replace(train_set, images=_binarized_like_eval(train_set.images, config.data,
                                                                        settings.seed * 3 + 7))
@@ -313,8 +344,45 @@ def evaluate_run(run_dir, settings: EvaluationSettings | None = None, device: st
     }
     result = _finite_or_none(result)
     if write:
-        atomic_write_json(run_dir / metrics_filename(settings.split), result)
+        path = destination(run_dir, result, settings.split, overwrite)
+        atomic_write_json(path, result)
+        result["written_to"] = path.name
     return result
+
+
+def _plan(run: runs.Run, eval_set, settings: EvaluationSettings, probe_images: int) -> str:
+    """One line: what the evaluation will do and, for the likelihood bound (its dominant cost), how
+    long it should take, timed on the first images."""
+    n = len(eval_set)
+    parts = []
+    wanted = [t for t in TOPICS if t not in settings.skip]
+    if "likelihood" in wanted and run.model.is_variational and settings.nll_samples > 0:
+        from .likelihood import iwae_bound
+
+        probe = eval_set.images[: min(n, 4)]
+        start = time.perf_counter()
+        iwae_bound(run.model, probe, settings.nll_samples, batch_size=settings.batch_size, seed=settings.seed,
+                   max_decodes=settings.max_decodes or None)
+        per_image = (time.perf_counter() - start) / len(probe)
+        parts.append(f"log-likelihood bound with K = {settings.nll_samples:,} (≈ {_duration(per_image * n)} at "
+                     f"{1 / max(per_image, 1e-9):,.1f} images/s)")
+    parts += [t for t in ("reconstruction", "latent") if t in wanted]
+    if "representation" in wanted:
+        parts.append(f"probes fitted on {probe_images:,} training images")
+    if "samples" in wanted:
+        parts.append(f"sample quality of {min(n, settings.sample_images):,} generated images")
+    if "disentanglement" in wanted:
+        parts.append("disentanglement")
+    return (f"evaluating {n:,} {settings.split} images: " + ", ".join(parts)
+            + ("" if settings.limit else "; --limit N and -k K trade precision for time"))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _finite_or_none(value):

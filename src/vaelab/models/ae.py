@@ -85,12 +85,7 @@ class AutoEncoder(EncoderDecoder):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
         """n images decoded from the Gaussian fitted to the training codes."""
-        D = self.latent_dim
-        cov = self.code_cov.double() + 1e-6 * torch.eye(D, dtype=torch.float64, device=self.code_cov.device)
-        chol = torch.linalg.cholesky(cov).to(self.code_mean.dtype)
-        eps = torch.randn((n, D), generator=generator, device=self.code_mean.device)
-        z = self.code_mean + temperature * eps @ chol.T
-        return self.decode_mean(z)
+        return self.decode_mean(self.sample_latents(n, generator, temperature))
 
     def entropy_model(self):
         """Codes under a Gaussian per dimension fitted to the training codes."""

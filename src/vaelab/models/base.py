@@ -82,8 +82,24 @@ class Model(nn.Module):
 
     def latent_gaussian(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The Gaussian (mean (D,), covariance (D, D)) the model draws latents from, for sampling,
-        traversals and latent maps."""
-        raise VaelabError(f"a {self.registry_name} model has no Gaussian latent space to sample, traverse or map")
+        traversals, latent maps and the explorer's sliders."""
+        raise VaelabError(f"a {self.registry_name} model has no Gaussian latent space (traversals, latent maps and "
+                          "the explorer need one)")
+
+    @torch.no_grad()
+    def sample_latents(self, n: int, generator: torch.Generator | None = None,
+                       temperature: float = 1.0) -> torch.Tensor:
+        """(n, D) codes z = m + T·L·ε, ε ~ N(0, I), where N(m, LLᵀ) is :meth:`latent_gaussian`.
+
+        The Cholesky factor is taken in float64 with a tiny jitter: fitted code covariances can
+        be singular. A model whose latent is not Gaussian overrides this.
+        """
+        mean, cov = self.latent_gaussian()
+        D = mean.shape[0]
+        cov = cov.double() + 1e-6 * torch.eye(D, dtype=torch.float64, device=cov.device)
+        chol = torch.linalg.cholesky(cov).to(mean.dtype)
+        eps = torch.randn((n, D), generator=generator, device=mean.device)
+        return mean + temperature * eps @ chol.T
 
     def entropy_model(self):
         """What the codec codes this model's latents with (models/entropy_models.py)."""

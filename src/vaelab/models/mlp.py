@@ -19,23 +19,26 @@ def default_hidden(in_features: int) -> list[int]:
     return [min(512, in_features), min(256, in_features)]
 
 
-def _check_widths(widths: list[int], kind: str, latent_dim: int) -> None:
-    if kind == "encoder" and any(a < b for a, b in zip(widths, widths[1:])):
+def _check_widths(widths: list[int], latent_dim: int) -> None:
+    if any(a < b for a, b in zip(widths, widths[1:])):
+        out = widths[-1]
+        what = f"latent dimension {latent_dim}" if out == latent_dim else \
+            f"{out} = μ and log σ² of latent dimension {latent_dim}"
         raise VaelabError(
             f"mlp encoder widths {'-'.join(map(str, widths))} increase somewhere; an encoder's widths must "
-            f"not increase (Def. 2.1.4) — choose --hidden widths between the image size and {widths[-1]}"
-            f" (latent dimension {latent_dim})"
-        )
+            f"not increase (Def. 2.1.4) — choose --hidden widths from the image size {widths[0]} down to the "
+            f"encoder's output ({what})")
 
 
 class MLPEncoder(nn.Module):
     """(B, C, H, W) -> (B, out_features) through an ``Encoder`` of the thesis."""
 
-    def __init__(self, image_shape: tuple[int, int, int], hidden: list[int], out_features: int, activation: str):
+    def __init__(self, image_shape: tuple[int, int, int], hidden: list[int], out_features: int, activation: str,
+                 latent_dim: int | None = None):
         super().__init__()
         C, H, W = image_shape
         widths = [C * H * W, *hidden, out_features]
-        _check_widths(widths, "encoder", out_features)
+        _check_widths(widths, out_features if latent_dim is None else latent_dim)
         self.net = Encoder(widths, activation=activation, output_activation=None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,5 +68,5 @@ def mlp_backbones(image_shape: tuple[int, int, int], config, encoder_outputs: in
     """The encoder (with ``encoder_outputs`` numbers per image) and decoder a dense model's config describes."""
     C, H, W = image_shape
     hidden = config.hidden or default_hidden(C * H * W)
-    return (MLPEncoder(image_shape, hidden, encoder_outputs, config.activation),
+    return (MLPEncoder(image_shape, hidden, encoder_outputs, config.activation, config.latent_dim),
             MLPDecoder(config.latent_dim, hidden, image_shape, config.activation))

@@ -376,13 +376,19 @@ class RateDistortionAutoEncoder(Model):
         return hasattr(self, "context")
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
-        """n images decoded from latents drawn from the learned density (scaled by T about 0)."""
+    def sample_latents(self, n: int, generator: torch.Generator | None = None,
+                       temperature: float = 1.0) -> torch.Tensor:
+        """(n, D) latents drawn from the learned density (the context model at the best level), scaled by T about 0."""
         if self.has_context:
             z = self.context.sample(self._best_level(n, self.lambdas.device), generator)
         else:
             z = self.density.sample(n, generator)
-        return self.decode_mean(z * temperature)
+        return z * temperature
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
+        """n images decoded from latents drawn from the learned density (scaled by T about 0)."""
+        return self.decode_mean(self.sample_latents(n, generator, temperature))
 
     def rate_bits(self, y: torch.Tensor, steps: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D) latents (noisy or quantised), steps and (B, L) level weights -> (B,) −log₂ P(ŷ) in bits.

@@ -135,21 +135,36 @@ def latent_map(points: np.ndarray, labels: np.ndarray | None, class_names: Seque
     return figure_png(fig)
 
 
-def kl_per_dimension(kl: Sequence[float], active: Sequence[bool] | None = None) -> bytes:
-    """Bar chart of the mean KL of every latent dimension; inactive dimensions in grey."""
-    plt = _pyplot()
-    D = len(kl)
-    fig, ax = plt.subplots(figsize=(min(9.6, 2.5 + 0.18 * D), 3.2))
-    colours = ["#1f77b4" if (active is None or a) else "#bbbbbb" for a in (active or [True] * D)]
-    ax.bar(np.arange(D), kl, color=colours)
+def kl_per_dimension(kl: Sequence[float], activity: Sequence[float] | None = None,
+                     threshold: float = 0.01) -> bytes:
+    """Left: the mean KL of every latent dimension. Right: its activity Cov_x E_q[z_d] against the
+    active-unit threshold — the quantity the active count is taken from, so the picture and the
+    count agree. Inactive dimensions in grey in both."""
     from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # dimensions are whole numbers
-    ax.set_xlabel("latent dimension")
-    ax.set_ylabel("mean KL (nats)")
-    if active is not None:
-        ax.set_title(f"{sum(map(bool, active))} of {D} dimensions active (grey: Cov_x E_q[z_d] ≤ 0.01)", fontsize=10)
-    ax.grid(alpha=0.3, axis="y")
+    plt = _pyplot()
+    D = len(kl)
+    active = None if activity is None else [a > threshold for a in activity]
+    panels = 1 if activity is None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(min(9.6, 2.5 + 0.18 * D) * (1 if panels == 1 else 1.6), 3.2),
+                             squeeze=False)
+    colours = ["#1f77b4" if (active is None or a) else "#bbbbbb" for a in (active or [True] * D)]
+    left = axes[0, 0]
+    left.bar(np.arange(D), kl, color=colours)
+    left.set_ylabel("mean KL (nats)")
+    if activity is not None:
+        right = axes[0, 1]
+        right.bar(np.arange(D), np.maximum(np.asarray(activity, dtype=float), 1e-6), color=colours)
+        right.axhline(threshold, color="#d62728", ls="--", lw=1, label=f"threshold {threshold:g}")
+        right.set_yscale("log")
+        right.set_ylabel("activity Cov_x E_q[z_d]")
+        right.legend(fontsize=8)
+        fig.suptitle(f"{sum(active)} of {D} dimensions active (activity above {threshold:g}; grey: below)",
+                     fontsize=10)
+    for ax in axes[0]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # dimensions are whole numbers
+        ax.set_xlabel("latent dimension")
+        ax.grid(alpha=0.3, axis="y")
     return figure_png(fig)
 
 

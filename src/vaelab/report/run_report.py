@@ -59,14 +59,28 @@ def basic_figures(run: runs.Run, splits=None) -> dict[str, bytes]:
     return {"reconstructions": encode_png(pairs), "samples": encode_png(samples), "loss": curve}
 
 
-def _config_section(config) -> str:
+def _trained(t, final: dict) -> str:
+    """What training did, not only what it was allowed: "12 of 40 epochs (stopped by the 40 s time limit)"."""
+    done = final.get("epoch")
+    if not isinstance(done, int) or done >= t.epochs:
+        return f"{t.epochs} epoch{'s' * (t.epochs != 1)}"
+    if not final.get("stopped_early"):
+        why = "interrupted; `vaelab train --resume` continues it"
+    elif t.time_limit and final.get("seconds", 0) >= t.time_limit:
+        why = f"stopped by the {t.time_limit:g} s time limit"
+    else:
+        why = f"stopped early: {t.early_stopping} epochs without a better validation loss"
+    return f"{done} of {t.epochs} epochs ({why})"
+
+
+def _config_section(config, final: dict) -> str:
     from ..config import to_toml
 
     m, d, t = config.model, config.data, config.train
     rows = [("model", m.describe()),
             ("data", d.name + (f", binarised ({d.binarize})" if d.binarize != "none" else "")
              + (f", first {d.limit} training images" if d.limit else "")),
-            ("training", f"{t.epochs} epochs, batch {t.batch_size}, {t.optimizer} lr {t.lr:g}, {t.schedule} schedule")]
+            ("training", f"{_trained(t, final)}, batch {t.batch_size}, {t.optimizer} lr {t.lr:g}, {t.schedule} schedule")]
     return (table(rows) + "<details><summary>config.toml</summary>"
             f"<pre>{html.escape(to_toml(config))}</pre></details>")
 
@@ -174,7 +188,7 @@ def write_report(run_dir, tsne: bool = True) -> Path:
     final = next((r for r in reversed(records) if r.get("event") == "final"), {})
 
     report = Report(f"vaelab run: {run_dir.name} — {config.model.name} on {config.data.name}")
-    report.add("Configuration", _config_section(config))
+    report.add("Configuration", _config_section(config, final))
     report.add("Metrics", _full_metrics(doc) if doc else _quick_metrics(passed, run, final))
     report.add("Training curves",
                figure(figs["loss"], "training loss per logged step and per epoch; validation loss per epoch") +
@@ -195,10 +209,11 @@ def write_report(run_dir, tsne: bool = True) -> Path:
             kl = passed.kl_per_dim.mean(dim=0).tolist()
             act = activity(passed.posterior_means).tolist() if n > 1 else None
             source = f"the first {n} test images"
-        active = None if act is None else [a > ACTIVE_THRESHOLD for a in act]
-        report.add("KL per dimension", figure(figures.kl_per_dimension(kl, active),
-                                              f"mean KL(q(z_d|x) ‖ p(z_d)) of every latent dimension over {source}; "
-                                              "a dimension whose KL is near 0 carries no information"))
+        report.add("KL per dimension", figure(figures.kl_per_dimension(kl, act, ACTIVE_THRESHOLD),
+                                              f"left: mean KL(q(z_d|x) ‖ p(z_d)) of every latent dimension over "
+                                              f"{source}; right: its activity Cov_x E_q[z_d], which counts a "
+                                              "dimension as active above 0.01 (Burda et al. 2015). A dimension can "
+                                              "keep some KL while its mean no longer moves with the input"))
     report.add("About this report", f"<p>Written by vaelab in {time.perf_counter() - started:.1f} s. "
                "Losses are in nats per image; −ELBO = reconstruction + KL, an upper bound on −log p(x) when the "
                "likelihood is a probability (binarised data, or a Gaussian scored on 8-bit bins).</p>")

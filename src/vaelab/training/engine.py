@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 
 from .. import runs
+from ..cpu import default_threads
 from ..data import BatchLoader, DataSplits, eval_batches, load_data
 from ..config import to_dict
 from ..errors import VaelabError
@@ -199,9 +200,7 @@ class Trainer:
 
     # -- set-up ------------------------------------------------------------------------------
     def _threads(self, ctx: distributed.Context) -> None:
-        t = self.config.train.threads
-        if not t:
-            t = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world_size)))
+        t = self.config.train.threads or default_threads(int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world_size)))
         torch.set_num_threads(t)
 
     def _check_run_dir(self, ctx: distributed.Context, resume: bool, restart: bool) -> bool:
@@ -425,9 +424,26 @@ class Trainer:
                             config=to_dict(self.config))
             bar.set_postfix(loss=f"{train_means[0]:.2f}", val=f"{score:.2f}")
         distributed.barrier(ctx)
+        if state.epoch < tc.min_epochs:
+            return False
         if tc.early_stopping and distributed.broadcast_flag(ctx, state.bad_epochs >= tc.early_stopping):
             return True
-        return bool(tc.time_limit and distributed.broadcast_flag(ctx, state.elapsed >= tc.time_limit))
+        if tc.time_limit:
+            if distributed.broadcast_flag(ctx, state.elapsed >= tc.time_limit):
+                return True
+            self._expect_epochs(s, state, bar)
+        return False
+
+    def _expect_epochs(self, s: Setup, state: TrainState, bar) -> None:
+        """With a time limit, the progress bar's total is the epochs the budget will really allow."""
+        tc = self.config.train
+        per_epoch = state.elapsed / max(state.epoch, 1)
+        remaining = max(0.0, tc.time_limit - state.elapsed)
+        expected = state.epoch + max(1, math.ceil(remaining / max(per_epoch, 1e-9)))
+        expected = min(tc.epochs, max(tc.min_epochs, expected))
+        if bar.total != expected * s.steps_per_epoch:
+            bar.total = expected * s.steps_per_epoch
+            bar.refresh()
 
     def finish(self, s: Setup, state: TrainState, stopped_early: bool) -> dict:
         """The best weights on the test split, and the run's last metrics record."""

@@ -18,7 +18,7 @@ from ..errors import VaelabError
 # [train] fields a resumed run can take over (the engine applies each from the next step on).
 APPLICABLE = {"lr", "epochs", "batch_size", "kl_warmup_epochs", "grad_clip", "early_stopping", "time_limit",
               "nan_policy", "log_every", "eval_batch_size", "tensorboard", "report", "device", "threads",
-              "precision", "deterministic"}
+              "precision", "deterministic", "min_epochs"}
 # Fields that do not change what is trained (bookkeeping of the config itself).
 IGNORED = {"format"}
 
