@@ -82,6 +82,53 @@ class DiagonalGaussian:
         return DiagonalGaussian(self.mean[index], self.logvar[index])
 
 
+class GaussianMixture:
+    """p(z) = Σ_k π_k N(z; μ_k, diag σ²_k) over the last axis: a mixture prior (MoG, VampPrior).
+
+    means, logvars: (K, D); logits: (K,) unnormalised log π. ``log_prob`` broadcasts over any
+    leading axes of z; there is no closed-form KL to a Gaussian, so the ELBO's KL becomes the
+    Monte Carlo term log q(z|x) − log p(z) (models/losses.py).
+    """
+
+    def __init__(self, means: torch.Tensor, logvars: torch.Tensor, logits: torch.Tensor):
+        self.means = means
+        self.logvars = logvars.clamp(-30.0, 20.0)
+        self.logits = logits
+
+    @property
+    def log_weights(self) -> torch.Tensor:
+        return torch.log_softmax(self.logits, dim=-1)
+
+    def _component_log_probs(self, z: torch.Tensor) -> torch.Tensor:
+        """(..., D) -> (..., K, D): log N(z_d; μ_kd, σ²_kd) for every component and dimension."""
+        z = z.unsqueeze(-2)
+        return -0.5 * ((z - self.means) ** 2 / torch.exp(self.logvars) + self.logvars + LOG_2PI)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) summed over the last axis: (..., D) -> (...)."""
+        return torch.logsumexp(self.log_weights + self._component_log_probs(z).sum(-1), dim=-1)
+
+    def log_prob_per_dim(self, z: torch.Tensor) -> torch.Tensor:
+        """(..., D) -> (..., D): the log density of each coordinate under its marginal mixture."""
+        return torch.logsumexp(self.log_weights[:, None] + self._component_log_probs(z), dim=-2)
+
+    def sample(self, generator: torch.Generator | None = None, n: int = 1) -> torch.Tensor:
+        """(n, D) draws: a component by its weight, then its Gaussian."""
+        pick = torch.multinomial(torch.softmax(self.logits.detach().float(), -1), n, replacement=True,
+                                 generator=generator)
+        eps = torch.randn((n, self.means.shape[-1]), generator=generator, device=self.means.device,
+                          dtype=self.means.dtype)
+        return self.means[pick] + torch.exp(0.5 * self.logvars[pick]) * eps
+
+    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mixture's mean (D,) and covariance (D, D): the Gaussian that matches them."""
+        w = torch.softmax(self.logits, dim=-1)
+        mean = w @ self.means
+        centred = self.means - mean
+        cov = (centred.T * w) @ centred + torch.diag(w @ torch.exp(self.logvars))
+        return mean, cov
+
+
 class Bernoulli:
     """Independent Bernoulli pixels with logits ℓ: log p(x|z) = −BCE(x, σ(ℓ)) summed.
 
@@ -105,6 +152,85 @@ class Bernoulli:
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.bernoulli(self.mean, generator=generator)
+
+
+class ContinuousBernoulli:
+    """The continuous Bernoulli (Loaiza-Ganem & Cunningham 2019): a proper density on [0, 1] per pixel.
+
+    Training a VAE with the Bernoulli's cross-entropy on grey levels maximises something that is
+    not a likelihood (the Bernoulli is a distribution on {0, 1}); the continuous Bernoulli adds
+    the normaliser that makes it one on [0, 1]:
+
+        p(x | η) = C(η) · λ^x (1 − λ)^(1−x),   λ = σ(η),   C(η) = η / tanh(η/2)   (C(0) = 2)
+
+    with mean 1/(1 − e^{−η}) − 1/η (not λ) and CDF F(x) = expm1(xη)/expm1(η). Everything is in
+    terms of the logit η, in float64 where a cancellation could bite, with series near η = 0.
+    """
+
+    SMALL = 1e-2     # |η| below which the closed forms are replaced by their Taylor series
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits
+
+    def _eta(self) -> torch.Tensor:
+        return self.logits.double().clamp(-80.0, 80.0)
+
+    @staticmethod
+    def log_normaliser(eta: torch.Tensor) -> torch.Tensor:
+        """log C(η) = log(η / tanh(η/2)); 2 + η²/6 − η⁴/360 near 0."""
+        small = eta.abs() < ContinuousBernoulli.SMALL
+        safe = torch.where(small, torch.ones_like(eta), eta)
+        exact = torch.log(safe.abs()) - torch.log(torch.tanh(safe / 2).abs())
+        series = torch.log(2 + eta**2 / 6 - eta**4 / 360)
+        return torch.where(small, series, exact)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """E[x] = 1/(1 − e^{−η}) − 1/η; 1/2 + η/12 − η³/720 near 0."""
+        eta = self._eta()
+        small = eta.abs() < self.SMALL
+        safe = torch.where(small, torch.ones_like(eta), eta)
+        exact = -1.0 / torch.expm1(-safe) - 1.0 / safe
+        series = 0.5 + eta / 12 - eta**3 / 720
+        return torch.where(small, series, exact).to(self.logits.dtype)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x) per image (summed over C, H, W), in nats of a density on [0, 1]^(C·H·W)."""
+        logits = self.logits.float()
+        if x.dim() < logits.dim():
+            x = x.expand_as(logits)
+        bce = F.binary_cross_entropy_with_logits(logits, x.float(), reduction="none")
+        per_pixel = -bce + self.log_normaliser(logits.double().clamp(-80.0, 80.0)).float()
+        return per_pixel.flatten(start_dim=-3).sum(dim=-1)
+
+    def cdf(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x) = expm1(xη)/expm1(η), written so that neither side overflows; x for η = 0."""
+        eta = self._eta()
+        x = x.double().expand_as(eta)
+        small = eta.abs() < 1e-6
+        safe = torch.where(small, torch.ones_like(eta), eta)
+        negative = torch.expm1(x * safe) / torch.expm1(safe)
+        positive = torch.exp((x - 1) * safe) * torch.expm1(-x * safe) / torch.expm1(-safe)
+        return torch.where(small, x, torch.where(safe < 0, negative, positive))
+
+    def discretized_log_prob(self, x: torch.Tensor, levels: int = 256) -> torch.Tensor:
+        """log P(x) of 8-bit pixels: the density's mass on each pixel value's bin of width 1/255
+        (the end bins [0, 1/510] and [1 − 1/510, 1]); the masses of the 256 values sum to one."""
+        eta = self._eta()
+        x = x.double().expand_as(eta)
+        half = 0.5 / (levels - 1)
+        lower, upper = (x - half).clamp(0.0, 1.0), (x + half).clamp(0.0, 1.0)
+        mass = self.cdf(upper) - self.cdf(lower)
+        return torch.log(mass.clamp_min(1e-300)).flatten(start_dim=-3).sum(dim=-1)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Inverse-CDF draws x = log1p(u·expm1(η))/η, u ~ U(0, 1)."""
+        eta = self._eta()
+        u = torch.rand(eta.shape, generator=generator, device=eta.device, dtype=torch.float64)
+        small = eta.abs() < 1e-6
+        safe = torch.where(small, torch.ones_like(eta), eta)
+        x = torch.log1p(u * torch.expm1(safe)) / safe
+        return torch.where(small, u, x).clamp(0.0, 1.0).to(self.logits.dtype)
 
 
 def discretized_gaussian_log_prob(loc: torch.Tensor, log_sigma: torch.Tensor | float, x: torch.Tensor,

@@ -31,7 +31,7 @@ import torch
 
 from ..distributions import DiagonalGaussian, discrete_log_prob
 from ..models.base import device_of
-from ..models.losses import log_weights
+from ..models.losses import kl_divergence, log_weights
 from ..models.outputs import decoded_output
 from .common import BATCH_SIZE, batches, image_seed, require_variational, to_float
 
@@ -54,7 +54,7 @@ def _log_weights(model, x: torch.Tensor, posterior: DiagonalGaussian, eps: torch
 def _elbo(model, x: torch.Tensor, posterior: DiagonalGaussian, eps: torch.Tensor) -> torch.Tensor:
     """(B,) ELBO in nats: reconstruction averaged over the S samples ε (S, B, D), closed-form KL."""
     output = decoded_output(model, posterior, posterior.mean + posterior.std * eps)   # S latents per image
-    return discrete_log_prob(output.likelihood, x).mean(dim=0) - posterior.kl(output.prior)
+    return discrete_log_prob(output.likelihood, x).mean(dim=0) - kl_divergence(posterior, output.prior, output.z)
 
 
 def likelihood_bits(model, images: np.ndarray, samples: int = 32, seed: int = 0, *,

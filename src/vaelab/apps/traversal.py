@@ -17,16 +17,23 @@ import numpy as np
 import torch
 
 from ..errors import VaelabError
+from ..models.losses import kl_per_dimension
 from .common import (BATCH_SIZE, check_image, check_images, decode_images, device_of, map_batches,
                      to_float)
 
 
 def kl_per_dim(model, images: np.ndarray, *, batch_size: int = BATCH_SIZE, progress: bool = False) -> np.ndarray:
-    """(D,) mean KL(q(z_d|x) ‖ N(0, 1)) over ``images`` in nats; for an AE, the variance of each code coordinate."""
+    """(D,) mean KL(q(z_d|x) ‖ p(z_d)) over ``images`` in nats, against the model's own prior (a
+    mixture prior's by a seeded one-sample estimate); for an AE, the variance of each code coordinate."""
     check_images(model, images)
     if model.is_variational:
-        kl = map_batches(lambda x: model.encode(x).kl_per_dim(), model, images, batch_size=batch_size,
-                         progress=progress, desc="KL per dimension")
+        noise = torch.Generator(device=device_of(model)).manual_seed(0)
+
+        def per_dim(x):
+            posterior = model.encode(x)
+            return kl_per_dimension(posterior, model.prior(x.shape[0]), posterior.sample(noise))
+
+        kl = map_batches(per_dim, model, images, batch_size=batch_size, progress=progress, desc="KL per dimension")
         return kl.mean(axis=0)
     codes = map_batches(model.encode_mean, model, images, batch_size=batch_size, progress=progress, desc="codes")
     return codes.var(axis=0)

@@ -17,6 +17,7 @@ import torch
 from .. import metrics
 from ..distributions import discrete_log_prob
 from ..models.base import device_of
+from ..models.losses import kl_divergence, kl_per_dimension
 from .likelihood import as_uint8_tensor
 
 
@@ -52,9 +53,9 @@ def image_pass(model, images, batch_size: int = 500, seed: int = 0,
             if model.is_variational:
                 posterior = model.encode(x)
                 z, means = posterior.sample(generator), posterior.mean
-                kl_dim = posterior.kl_per_dim(model.prior(x.shape[0])).double()
-                parts["kl_dim"].append(kl_dim.cpu())
-                parts["kl"].append(kl_dim.sum(dim=1).cpu())
+                prior = model.prior(x.shape[0])
+                parts["kl_dim"].append(kl_per_dimension(posterior, prior, z).double().cpu())
+                parts["kl"].append(kl_divergence(posterior, prior, z).double().cpu())
             else:
                 z = means = model.encode(x)
             parts["rec"].append((-discrete_log_prob(model.likelihood(model.decode(z)), x)).double().cpu())

@@ -18,6 +18,8 @@ Which probability the numbers are
 - Gaussian decoder: a density is not a probability, so evaluation uses the Gaussian's mass
   on each 8-bit pixel's bin of width 1/255 (end bins open; :func:`discretized_gaussian_log_prob`);
   the result is a discrete log-likelihood of the 8-bit image, comparable across models.
+- Continuous Bernoulli decoder (Loaiza-Ganem & Cunningham 2019): a normalised density on
+  [0, 1], scored like the Gaussian by its mass on each 8-bit bin.
 - Bernoulli decoder on grey levels: the "likelihood" is the binary cross-entropy with grey
   targets, which is not normalised. The numbers are the training objective, not a bound on
   any log-likelihood, and the JSON says so.
@@ -52,10 +54,14 @@ def likelihood_kind(model, binarized: bool) -> str:
     """Which probability ``model``'s numbers are on its run's data (see the module docstring).
 
     ``binarized``: whether the run models binarised images (``data.binarize`` ≠ none).
-    ``"discrete-binary"``, ``"discretized-gaussian-8bit"`` or ``"bernoulli-on-grey"``.
+    ``"discrete-binary"``, ``"discretized-gaussian-8bit"``, ``"discretized-continuous-bernoulli-8bit"``
+    or ``"bernoulli-on-grey"``.
     """
-    if getattr(model.config, "likelihood", "bernoulli") == "gaussian":
+    kind = getattr(model.config, "likelihood", "bernoulli")
+    if kind == "gaussian":
         return "discretized-gaussian-8bit"
+    if kind == "continuous-bernoulli":
+        return "discretized-continuous-bernoulli-8bit"
     return "discrete-binary" if binarized else "bernoulli-on-grey"
 
 
@@ -65,6 +71,9 @@ DISCRETIZATION_NOTES = {
                                  "a true discrete log-likelihood of the 8-bit image",
     "bernoulli-on-grey": "Bernoulli likelihood on grey-level pixels is not normalised: these numbers are the "
                          "training objective, not bounds on a log-likelihood",
+    "discretized-continuous-bernoulli-8bit": "continuous Bernoulli likelihood (a density on [0, 1]) scored by its "
+                                             "mass on each pixel's 8-bit bin: a true discrete log-likelihood of the "
+                                             "8-bit image",
 }
 
 

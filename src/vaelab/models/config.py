@@ -75,8 +75,9 @@ def activation_option():
 
 
 def likelihood_option():
-    return option("bernoulli", "pixel likelihood p(x|z): bernoulli (BCE from logits) or gaussian (MSE)",
-                  choices=("bernoulli", "gaussian"))
+    return option("bernoulli", "pixel likelihood p(x|z): bernoulli (BCE from logits), continuous-bernoulli (its "
+                               "normalised form for grey levels) or gaussian (MSE)",
+                  choices=("bernoulli", "continuous-bernoulli", "gaussian"))
 
 
 def dense_width_option():

@@ -109,14 +109,17 @@ class NetworkEntropyModel(TableCoding):
 
 
 class GaussianPriorEntropyModel(NetworkEntropyModel):
-    """VAEs: send the posterior means under the discretised N(0, I) prior."""
+    """VAEs: send the posterior means under the discretised prior — N(0, I), or for a mixture prior
+    the Gaussian matching its moments, per dimension — with steps in units of its spread."""
 
     name = "gaussian-prior"
 
     def tables(self, quality: float) -> CodingTables:
-        D = self.model.latent_dim
-        density = FactorisedDensity("normal", {"loc": np.zeros(D), "scale": np.ones(D)})
-        return coding_tables(density, np.full(D, scalar_step(quality)))
+        mean, cov = self.model.latent_gaussian()
+        loc = mean.detach().cpu().double().numpy()
+        scale = np.sqrt(np.diagonal(cov.detach().cpu().double().numpy())).copy()
+        density = FactorisedDensity("normal", {"loc": loc, "scale": scale})
+        return coding_tables(density, scalar_step(quality) * scale)
 
 
 class FittedGaussianEntropyModel(NetworkEntropyModel):

@@ -1,6 +1,7 @@
 """Decoder heads: turn the decoder's output tensor into p(x|z).
 
 Bernoulli: the output is logits (BCE from logits, Ex. 2.1.2 made numerically stable).
+Continuous Bernoulli: the same logits, with the normaliser that makes it a density of grey levels.
 Gaussian:  the output passes a sigmoid to become the mean in [0, 1]; σ is fixed or learned
            per channel (a learned σ is a parameter of the model and saved with it).
 """
@@ -12,7 +13,7 @@ import math
 import torch
 import torch.nn as nn
 
-from ..distributions import Bernoulli, Gaussian
+from ..distributions import Bernoulli, ContinuousBernoulli, Gaussian
 
 
 class BernoulliHead(nn.Module):
@@ -20,6 +21,15 @@ class BernoulliHead(nn.Module):
 
     def forward(self, x_hat: torch.Tensor) -> Bernoulli:
         return Bernoulli(x_hat)
+
+
+class ContinuousBernoulliHead(nn.Module):
+    """The output is logits of a continuous Bernoulli: a normalised density of grey levels."""
+
+    kind = "continuous-bernoulli"
+
+    def forward(self, x_hat: torch.Tensor) -> ContinuousBernoulli:
+        return ContinuousBernoulli(x_hat)
 
 
 class GaussianHead(nn.Module):
@@ -42,6 +52,8 @@ def make_head(kind: str, channels: int, sigma: float = 0.1, learn_sigma: bool = 
     """The head of a ``likelihood`` setting: "bernoulli" or "gaussian" (σ fixed or learned)."""
     if kind == "bernoulli":
         return BernoulliHead()
+    if kind == "continuous-bernoulli":
+        return ContinuousBernoulliHead()
     return GaussianHead(channels, sigma, learn_sigma)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..distributions import DiagonalGaussian, discrete_log_prob
+from ..distributions import LOG_2PI, DiagonalGaussian, discrete_log_prob
 from .outputs import Output
 
 
@@ -75,16 +75,34 @@ class Loss:
         raise NotImplementedError
 
 
+def kl_divergence(posterior: DiagonalGaussian, prior, z: torch.Tensor | None = None) -> torch.Tensor:
+    """KL(q(z|x) ‖ p(z)) per image (B,).
+
+    Closed form (Def. 3.1.1) when the prior is a diagonal Gaussian (None: N(0, I)); for any other
+    prior (a mixture) the Monte Carlo estimate log q(z|x) − log p(z) with the latents ``z`` drawn
+    from q — (B, D), or K per image (K, B, D), averaged over the K.
+    """
+    if prior is None or isinstance(prior, DiagonalGaussian):
+        return posterior.kl(prior)
+    estimate = posterior.log_prob(z) - prior.log_prob(z)
+    return estimate.mean(0) if z.dim() == 3 else estimate
+
+
+def kl_per_dimension(posterior: DiagonalGaussian, prior, z: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, D) KL per latent dimension: closed form for a diagonal Gaussian prior; for a mixture the
+    one-sample estimate against its marginals (a mixture does not factorise, so these are a
+    picture of where the information is, and need not add up to the joint KL)."""
+    if prior is None or isinstance(prior, DiagonalGaussian):
+        return posterior.kl_per_dim(prior)
+    log_q = -0.5 * ((z - posterior.mean) ** 2 / posterior.var + posterior.logvar + LOG_2PI)
+    return log_q - prior.log_prob_per_dim(z)
+
+
 def kl_term(output: Output) -> torch.Tensor:
-    """KL(q‖p) per image: closed form for Gaussian priors, else a one-sample estimate (0 for AEs)."""
+    """KL(q‖p) per image of a model's output (0 for plain autoencoders): :func:`kl_divergence`."""
     if output.posterior is None:
         return torch.zeros(output.z.shape[0], device=output.z.device)
-    prior = output.prior
-    if prior is None:
-        return output.posterior.kl()
-    if isinstance(prior, DiagonalGaussian):
-        return output.posterior.kl(prior)
-    return output.posterior.log_prob(output.z) - prior.log_prob(output.z)
+    return kl_divergence(output.posterior, output.prior, output.z)
 
 
 def elbo(output: Output, x: torch.Tensor, beta: float = 1.0) -> LossTerms:
@@ -126,7 +144,7 @@ def iwae(output: Output, x: torch.Tensor) -> LossTerms:
     """Negative IWAE bound −log (1/K) Σ_k w_k per image from an output with K latents; K = 1 is the ELBO."""
     k = output.z.shape[0]
     bound = torch.logsumexp(log_weights(output, x), dim=0) - math.log(k)
-    kl = output.posterior.kl(output.prior)
+    kl = kl_divergence(output.posterior, output.prior, output.z)
     # The split into reconstruction and KL is reported for the logs; the bound is what trains.
     return LossTerms(loss=-bound, parts={"reconstruction": -bound - kl, "kl": kl})
 

@@ -21,6 +21,7 @@ from .conv import conv_backbones
 from .losses import ELBO, IWAE, Loss
 from .mlp import mlp_backbones
 from .outputs import decoded_output
+from .priors import make_prior, prior_components_option, prior_option, standard_prior
 from .registry import register_model
 
 
@@ -33,11 +34,14 @@ class VAEConfig(AEConfig):
     objective: str = option("elbo", "training objective: elbo (β-weighted) or iwae (K samples, Burda et al. 2015)",
                             choices=("elbo", "iwae"))
     iw_samples: int = option(1, "samples K per image for the iwae objective", min=1, max=4096)
+    prior: str = prior_option()
+    prior_components: int = prior_components_option()
 
     def describe(self) -> str:
         objective = f", IWAE with K = {self.iw_samples}" if self.objective == "iwae" else \
             (f", β = {self.beta:g}" if self.beta != 1 else "")
-        return super().describe() + objective
+        prior = "" if self.prior == "standard" else f", {self.prior} prior with {self.prior_components} components"
+        return super().describe() + objective + prior
 
     def loss(self) -> Loss:
         return IWAE(self.iw_samples) if self.objective == "iwae" else ELBO(self.beta)
@@ -56,6 +60,11 @@ class VAE(EncoderDecoder):
 
     is_variational = True
 
+    def __init__(self, config, image_shape, encoder, decoder, head):
+        super().__init__(config, image_shape, encoder, decoder, head)
+        # None for the standard normal, which adds no parameters (older runs' weights still load)
+        self.prior_net = make_prior(config, self.latent_dim, self.image_shape)
+
     @staticmethod
     def encoder_outputs(config: VAEConfig) -> int:
         """A VAE's encoder outputs μ and log σ²: 2·D numbers per image."""
@@ -69,14 +78,29 @@ class VAE(EncoderDecoder):
     def encode_mean(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode(x).mean
 
-    def prior(self, batch: int = 1) -> DiagonalGaussian:
-        """p(z) = N(0, I), broadcast to (batch, D)."""
-        return DiagonalGaussian.standard((batch, self.latent_dim), device=self.device, dtype=torch.float32)
+    def prior(self, batch: int = 1):
+        """p(z): N(0, I) broadcast to (batch, D), or the config's mixture prior (models/priors.py)."""
+        if self.prior_net is None:
+            return standard_prior(batch, self.latent_dim, self.device)
+        return self.prior_net(self.encode)
 
     def latent_gaussian(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The prior N(0, I) as (mean (D,), covariance (D, D))."""
+        """The prior as (mean (D,), covariance (D, D)): N(0, I), or the Gaussian matching a mixture's moments."""
         D = self.latent_dim
-        return torch.zeros(D, device=self.device), torch.eye(D, device=self.device)
+        if self.prior_net is None:
+            return torch.zeros(D, device=self.device), torch.eye(D, device=self.device)
+        with torch.no_grad():
+            return self.prior(1).moments()
+
+    @torch.no_grad()
+    def sample_latents(self, n: int, generator: torch.Generator | None = None,
+                       temperature: float = 1.0) -> torch.Tensor:
+        """(n, D) draws from the prior; a temperature T < 1 pulls them towards its mean."""
+        if self.prior_net is None:
+            return super().sample_latents(n, generator, temperature)
+        prior = self.prior(n)
+        mean = prior.moments()[0]
+        return mean + temperature * (prior.sample(generator, n) - mean)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, samples: int | None = None) -> Output:
         """Encode, draw one latent per image by reparameterisation (``samples`` = K: K per image), decode."""
@@ -85,7 +109,9 @@ class VAE(EncoderDecoder):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
-        """n images E[x|z] with z ~ N(0, T²·I) (temperature T scales the prior's spread)."""
+        """n images E[x|z] with z from the prior (N(0, T²·I): temperature T scales its spread)."""
+        if self.prior_net is not None:
+            return self.decode_mean(self.sample_latents(n, generator, temperature))
         z = self.prior(n).sample(generator) * temperature
         return self.decode_mean(z)
 
