@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def measure(run: Path, args) -> dict:
-    import torch
 
     import vaelab
     from vaelab.data import load_data

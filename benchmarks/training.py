@@ -100,8 +100,8 @@ def compare_model(name: str, args, splits) -> dict:
     import torch
 
     from vaelab.models import build_model
-    from vaelab.training import evaluate_loss, train
     from vaelab.runs import read_metrics
+    from vaelab.training import evaluate_loss, train
 
     config = run_config(name, args)
     with tempfile.TemporaryDirectory() as tmp:

@@ -60,8 +60,8 @@ def test_cli_inpaints_files_with_a_mask_image(tiny_vae_run, digit_files, cli, tm
     status, out, _ = cli("inpaint", tiny_vae_run, *paths[:2], "--mask", tmp_path / "mask.png", "-o", tmp_path / "o")
     assert status == 0 and "before" in out
     results = np.load(tmp_path / "o" / "results.npy")
-    from vaelab.apps.common import load_inputs
     import vaelab
+    from vaelab.apps.common import load_inputs
 
     originals, _, _ = load_inputs(vaelab.load(tiny_vae_run), paths[:2])
     assert np.array_equal(results[:, :, :4], originals[:, :, :4])   # the top half was known

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from vaelab.apps.reconstruction import reconstruct_images
-from vaelab.metrics import psnr_from_mse
 from vaelab.imageio import to_uint8
+from vaelab.metrics import psnr_from_mse
 
 
 def test_reconstructions_and_errors_from_the_formula(vae, digits):

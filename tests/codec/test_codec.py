@@ -7,8 +7,7 @@ import pytest
 import torch
 
 import vaelab
-from vaelab import metrics
-from vaelab import VaelabError
+from vaelab import VaelabError, metrics
 from vaelab.apps import codec
 from vaelab.apps.codec import container
 from vaelab.apps.codec.refine import refine

@@ -13,11 +13,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vaelab import metrics
-from vaelab import VaelabError
+from vaelab import VaelabError, metrics
 from vaelab.apps import codec
-from vaelab.models import rd_context_exact as context
 from vaelab.models import build_model
+from vaelab.models import rd_context_exact as context
 from vaelab.models.rd import RateDistortionConfig
 from vaelab.models.rd_context import LatentContextModel
 

@@ -6,8 +6,8 @@ import sys
 
 import torch
 
-from vaelab.training.checkpoint import load_checkpoint
 from vaelab.runs import read_metrics
+from vaelab.training.checkpoint import load_checkpoint
 
 ARGS = ["train", "--data", "digits", "--limit", "256", "--model", "mlp-ae", "--latent-dim", "4",
         "--epochs", "2", "--batch-size", "32", "--lr", "0.003", "--deterministic", "--threads", "1",

@@ -216,7 +216,6 @@ def test_non_finite_loss_stops_with_a_diagnostic_and_keeps_the_checkpoint(tmp_pa
 
 
 def test_skip_policy_skips_non_finite_steps(tmp_path, monkeypatch):
-    from vaelab.training import engine
 
     from vaelab.models.losses import ELBO
 

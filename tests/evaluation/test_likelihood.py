@@ -7,9 +7,8 @@ import math
 
 import torch
 
-from vaelab.distributions import Bernoulli, DiagonalGaussian, Gaussian
+from vaelab.distributions import Bernoulli, DiagonalGaussian, Gaussian, discrete_log_prob
 from vaelab.evaluation.image_pass import image_pass
-from vaelab.distributions import discrete_log_prob
 from vaelab.evaluation.likelihood import bits_per_dim, iwae_bound, iwae_nll, plan_chunks
 
 

@@ -126,9 +126,9 @@ def refused_or(fn, *args, name: str):
 # -- seeds: valid files of every kind a reader accepts ----------------------------------------
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory):
-    from vaelab.training import train
     from vaelab.config import from_dict
     from vaelab.runs import RunConfig
+    from vaelab.training import train
 
     run = tmp_path_factory.mktemp("fuzz-seeds") / "run"
     train(from_dict(RunConfig, {"model": {"name": "mlp-vae", "latent_dim": 2, "hidden": [16]},

@@ -22,9 +22,8 @@ from pathlib import Path
 import torch
 
 from vaelab.cli import main
-from vaelab.runs import load_model
+from vaelab.runs import load_model, read_metrics
 from vaelab.training.checkpoint import load_checkpoint
-from vaelab.runs import read_metrics
 
 KILLPOINT = Path(__file__).with_name("killpoint.py")
 EPOCHS, STEPS_PER_EPOCH = 4, 8  # 256 digits in batches of 32

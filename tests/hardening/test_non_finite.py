@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from vaelab.errors import VaelabError
+from vaelab.runs import read_metrics
 from vaelab.training import train
 from vaelab.training.checkpoint import load_checkpoint
-from vaelab.runs import read_metrics
 
 STEPS_PER_EPOCH = 8
 

@@ -1,18 +1,23 @@
-"""The explorer server: loopback by default, no paths from clients, any request answered in JSON.
+"""The explorer server: loopback by default, only its own names and origin, no paths from clients,
+any request answered in JSON.
 
 Body-size and pixel caps, bombs, static-file escapes and security headers are proven in
-``tests/web/test_limits.py``; this file adds what a client cannot do whatever it sends.
+``tests/web/test_limits.py``, memory under hostile uploads in ``test_server_memory.py``; this
+file adds what a client — or a web page the user visits — cannot do whatever it sends.
 """
 
 from __future__ import annotations
 
 import builtins
+import importlib.util
 import inspect
 import io
 import json
 import os
 import socket
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,6 +77,112 @@ def test_serve_binds_where_asked_and_warns_when_not_loopback(monkeypatch, capfd,
     err = capfd.readouterr().err
     assert ("other machines can reach the explorer" in err) is warned
     assert err.strip().splitlines()[-1] == "vaelab: error: stopped by the test before loading runs"
+
+
+# -- only its own names and origin ---------------------------------------------------------------
+# The test client talks to "testserver" on port 80; a browser would say 127.0.0.1:PORT.
+FOREIGN_HOSTS = ["evil.example", "evil.example:80", "testserver.evil.example", "localhost:8000", "testserver:8080",
+                 "127.0.0.1:1", "", "evil.example@testserver", "testserver/x", "[::1]:81"]
+OWN_HOSTS = ["testserver", "testserver:80", "TestServer", "localhost", "127.0.0.1", "[::1]", "[::1]:80"]
+
+
+def png_upload(name: str = "digit.png") -> dict:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, "PNG")
+    return {"file": (name, buf.getvalue(), "image/png")}
+
+
+def test_a_request_naming_another_host_is_refused_as_dns_rebinding(app_client):
+    # A page on evil.example that rebinds its name to 127.0.0.1 reaches the socket, with its own Host
+    for host in FOREIGN_HOSTS:
+        response = app_client.get("/api/runs", headers={"host": host})
+        assert response.status_code == 421, (host, response.status_code)
+        message = response.json()["error"]
+        assert "Host" in message and "--allowed-host" in message and "testserver:80" in message
+    for host in OWN_HOSTS:
+        assert app_client.get("/api/runs", headers={"host": host}).status_code == 200, host
+
+
+@pytest.fixture
+def work_done(monkeypatch):
+    """Calls that reached the model (any endpoint that changes or computes something)."""
+    from vaelab.web.explorer import ExplorerRun
+
+    calls = []
+    for method in ("reconstruct", "decode", "sample", "interpolate"):
+        real = getattr(ExplorerRun, method)
+        monkeypatch.setattr(ExplorerRun, method, lambda self, *a, _real=real, _m=method, **k:
+                            (calls.append(_m), _real(self, *a, **k))[1])
+    return calls
+
+
+FOREIGN_ORIGINS = [{"origin": "http://evil.example"}, {"origin": "null"}, {"origin": "https://testserver"},
+                   {"origin": "http://testserver:8080"}, {"origin": "http://testserver.evil.example"},
+                   {"origin": "http://localhost"}, {"origin": ""}, {"referer": "http://evil.example/attack.html"},
+                   {"origin": "http://evil.example", "referer": "http://testserver/"}]
+
+
+def test_a_cross_origin_post_is_refused_before_it_does_anything(app_client, work_done):
+    posts = [("/api/runs/0/upload", {"files": png_upload()}), ("/api/runs/0/decode", {"json": {"z": [0, 0, 0, 0]}}),
+             ("/api/runs/0/samples", {"json": {"n": 1}}), ("/api/runs/0/interpolate", {"json": {"a": 0, "b": 1}})]
+    for headers in FOREIGN_ORIGINS:
+        for url, body in posts:
+            response = app_client.post(url, headers=headers, **body)
+            assert response.status_code == 403, (headers, url, response.status_code)
+            assert "cross-origin" in response.json()["error"]
+        assert app_client.put("/api/runs/0/decode", headers=headers).status_code == 403
+        assert app_client.delete("/api/runs", headers=headers).status_code == 403
+    assert work_done == []
+    # the page's own origin, and clients that send none (curl, Python), are served
+    for headers in [{"origin": "http://testserver"}, {"referer": "http://testserver/"}, {"origin": "http://TESTSERVER:80"},
+                    {}]:
+        for url, body in posts:
+            assert app_client.post(url, headers=headers, **body).status_code == 200, (headers, url)
+    assert work_done == ["reconstruct", "decode", "sample", "interpolate"] * 4
+
+
+def test_reads_from_another_origin_are_answered_but_never_shared(app_client):
+    # A GET changes nothing; without CORS headers the browser keeps the answer from the other page
+    response = app_client.get("/api/runs", headers={"origin": "http://evil.example"})
+    assert response.status_code == 200
+    assert not [h for h in response.headers if h.lower().startswith("access-control-")]
+
+
+def _loadtest():
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "loadtest.py"
+    spec = importlib.util.spec_from_file_location("vaelab_loadtest", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.timeout(300)
+def test_serve_answers_to_its_own_and_allowed_names_and_refuses_cross_origin_uploads(tiny_vae_run):
+    import httpx
+
+    loadtest = _loadtest()
+    process, base = loadtest.start_server(tiny_vae_run, args=("--allowed-host", "mybox.test"))
+    try:
+        port = base.rsplit(":", 1)[1]
+        upload = base + "/api/runs/0/upload"
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"mybox.test:{port}"):
+            assert httpx.get(base + "/api/runs", headers={"host": host}, timeout=30).status_code == 200, host
+        for host in (f"evil.example:{port}", "mybox.test", f"mybox.test:{int(port) + 1}", f"mybox.test.evil:{port}"):
+            refused = httpx.get(base + "/api/runs", headers={"host": host}, timeout=30)
+            assert refused.status_code == 421 and "mybox.test" in refused.json()["error"], host
+        # the issue's attack: a multipart upload posted by a page on another origin
+        attack = httpx.post(upload, files=png_upload(), headers={"origin": "http://evil.example"}, timeout=30)
+        assert attack.status_code == 403 and "evil.example" in attack.json()["error"]
+        own = httpx.post(upload, files=png_upload(), headers={"origin": base}, timeout=30)
+        assert own.status_code == 200 and own.json()["name"] == "digit.png"
+        allowed = httpx.post(upload, files=png_upload(), timeout=30,
+                             headers={"host": f"mybox.test:{port}", "origin": f"http://mybox.test:{port}"})
+        assert allowed.status_code == 200
+    finally:
+        assert loadtest.stop_server(process) == 0
 
 
 # -- no paths from clients ----------------------------------------------------------------------

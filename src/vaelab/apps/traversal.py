@@ -18,8 +18,7 @@ import torch
 
 from ..errors import VaelabError
 from ..models.losses import kl_per_dimension
-from .common import (BATCH_SIZE, check_image, check_images, decode_images, device_of, map_batches,
-                     to_float)
+from .common import BATCH_SIZE, check_image, check_images, decode_images, device_of, map_batches, to_float
 
 
 def kl_per_dim(model, images: np.ndarray, *, batch_size: int = BATCH_SIZE, progress: bool = False) -> np.ndarray:

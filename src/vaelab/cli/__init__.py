@@ -8,7 +8,6 @@ Heavy imports (torch, matplotlib) happen inside the commands, keeping ``--help``
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
 import sys
 

@@ -9,7 +9,6 @@ import click
 
 from ..errors import VaelabError
 
-
 MIN_EPOCHS = 6           # the floor: on mnist-5k about 15 s on two quiet cores (measured: see README)
 MAX_EPOCHS = 40
 

@@ -27,9 +27,9 @@ def command(run: Path, images: tuple[Path, ...], out: Path | None, count: int):
       vaelab embed runs/fmnist photos/ -o latents.npy
       vaelab embed runs/fmnist a.png b.png -o latents.csv
     """
-    from ..runs import open_run
     from ..apps.common import inputs_or_run_images, output_path
     from ..apps.embedding import check_format, embed, save_embeddings
+    from ..runs import open_run
 
     if out is not None:
         check_format(out)

@@ -56,10 +56,9 @@ def command(run, skip, device, threads, as_json, no_save, overwrite, quiet, **se
 
     import torch
 
+    from ..cpu import default_threads
     from ..evaluation.suite import evaluate_run, metrics_filename
     from ..evaluation.summary import format_table
-
-    from ..cpu import default_threads
 
     torch.set_num_threads(threads or default_threads())
     if device == "auto":

@@ -56,13 +56,15 @@ def command(run: Path, images: tuple[Path, ...], mask: str | None, fraction: flo
     """
     import numpy as np
 
-    from ..runs import open_run
     from ..apps.common import file_stems, inputs_or_run_images, output_path
     from ..apps.figures import annotated_grid, show_mask, to_rgb
-    from ..apps.inpainting import add_noise as noisy, broadcast_mask, denoise as project, inpaint, masked_input
+    from ..apps.inpainting import add_noise as noisy
+    from ..apps.inpainting import broadcast_mask, inpaint, masked_input
+    from ..apps.inpainting import denoise as project
     from ..errors import VaelabError
     from ..fileio import atomic_open, atomic_write_bytes
     from ..imageio import save_image
+    from ..runs import open_run
 
     if (mask is None) == (not denoise):
         raise VaelabError("give either --mask MASK (inpainting) or --denoise")

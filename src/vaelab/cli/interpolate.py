@@ -32,11 +32,11 @@ def command(run: Path, a: Path, b: Path, steps: int, slerp: bool, out: Path | No
     """
     import numpy as np
 
-    from ..runs import open_run
     from ..apps.common import load_one, output_path
     from ..apps.figures import annotated_grid, short_name
     from ..apps.interpolation import interpolate
     from ..fileio import atomic_open, atomic_write_bytes
+    from ..runs import open_run
 
     opened = open_run(run)
     model = opened.model

@@ -34,13 +34,13 @@ def command(run: Path, images: tuple[Path, ...], out: Path | None, count: int, s
 
     import numpy as np
 
-    from ..runs import open_run
     from ..apps.common import file_stems, inputs_or_run_images, output_path
     from ..apps.figures import annotated_grid, short_name
     from ..apps.reconstruction import reconstruct_images
-    from ..metrics import psnr_from_mse
     from ..fileio import atomic_open, atomic_write_bytes, atomic_write_text
     from ..imageio import save_image
+    from ..metrics import psnr_from_mse
+    from ..runs import open_run
 
     opened = open_run(run)
     model = opened.model

@@ -38,12 +38,12 @@ def command(run: Path, count: int, temperature: float, seed: int | None, pixels:
 
     import numpy as np
 
-    from ..runs import open_run
     from ..apps.common import output_path
     from ..apps.sampling import sample_images
     from ..errors import VaelabError
     from ..fileio import atomic_open
     from ..imageio import grid, save_image
+    from ..runs import open_run
 
     if not temperature > 0:
         raise VaelabError(f"--temperature must be positive, got {temperature}")

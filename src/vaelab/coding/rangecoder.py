@@ -12,9 +12,9 @@ decoder pads the stream with zero bytes to whole words, so the trimmed bytes cos
 
 from __future__ import annotations
 
-import numpy as np
-
 from typing import Callable
+
+import numpy as np
 
 from ..errors import VaelabError
 from .density import CodingTables

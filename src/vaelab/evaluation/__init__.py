@@ -12,8 +12,8 @@ sample quality and disentanglement (DESIGN.md §1, ``evaluation/``).
 - :mod:`.suite`: ``evaluate_run(run_dir)`` — all of it as one versioned JSON document.
 """
 
-from .likelihood import bits_per_dim, iwae_bound, iwae_nll
 from ..metrics import mse, psnr, ssim
+from .likelihood import bits_per_dim, iwae_bound, iwae_nll
 from .suite import SCHEMA_VERSION, EvaluationSettings, evaluate_run, read_metrics_json
 
 __all__ = ["SCHEMA_VERSION", "EvaluationSettings", "bits_per_dim", "evaluate_run", "iwae_bound", "iwae_nll", "mse",

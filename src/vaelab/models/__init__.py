@@ -9,8 +9,7 @@ from .base import Model, device_of
 from .config import ModelConfig
 from .losses import ELBO, IWAE, LossTerms, RateDistortion, elbo, iwae, kl_warmup_weight, log_weights
 from .outputs import Output
-from .registry import (build_model, config_class, model_class, model_entry, model_names, register_model,
-                       unregister_model)
+from .registry import build_model, config_class, model_class, model_entry, model_names, register_model, unregister_model
 
 __all__ = ["ELBO", "IWAE", "LossTerms", "Model", "ModelConfig", "Output", "RateDistortion", "build_model",
            "config_class", "device_of", "elbo", "iwae", "kl_warmup_weight", "log_weights", "model_class",

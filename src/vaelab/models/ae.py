@@ -13,8 +13,14 @@ from dataclasses import dataclass
 import torch
 
 from .base import EncoderDecoder
-from .config import (DecoderLikelihood, activation_option, dense_width_option, hidden_option, latent_dim_option,
-                     model_name)
+from .config import (
+    DecoderLikelihood,
+    activation_option,
+    dense_width_option,
+    hidden_option,
+    latent_dim_option,
+    model_name,
+)
 from .conv import conv_backbones
 from .losses import ELBO
 from .mlp import mlp_backbones

@@ -18,11 +18,11 @@ given the earlier pixels and z.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from dataclasses import dataclass
 
 from ..config import option
 from ..errors import VaelabError

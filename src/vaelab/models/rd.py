@@ -42,13 +42,12 @@ The model's ``forward`` returns the rate and each image's λ in its Output; the 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from dataclasses import dataclass
 
 from ..config import option
 from ..errors import VaelabError

@@ -20,7 +20,7 @@ from .config import dense_width_option, model_name
 from .conv import conv_backbones
 from .losses import ELBO, IWAE, Loss
 from .mlp import mlp_backbones
-from .outputs import decoded_output
+from .outputs import Output, decoded_output
 from .priors import make_prior, prior_components_option, prior_option, standard_prior
 from .registry import register_model
 

@@ -9,7 +9,6 @@ silently.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .. import runs
 from ..runs import read_metrics

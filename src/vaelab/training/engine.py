@@ -27,9 +27,9 @@ import torch
 import torch.nn as nn
 
 from .. import runs
+from ..config import to_dict
 from ..cpu import default_threads
 from ..data import BatchLoader, DataSplits, eval_batches, load_data
-from ..config import to_dict
 from ..errors import VaelabError
 from ..fileio import remove_stale_temporaries
 from ..models import build_model, kl_warmup_weight
