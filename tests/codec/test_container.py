@@ -14,7 +14,7 @@ from vaelab.apps.codec import container
 from vaelab.apps.codec.container import Header, pack, unpack
 
 
-def _header(lengths=(3, 0, 5), shape=(1, 28, 28), quality=2.5):
+def _header(lengths=(3, 1, 5), shape=(1, 28, 28), quality=2.5):
     return Header("rate-distortion", bytes(range(8)), quality, shape, tuple(lengths))
 
 
@@ -38,7 +38,7 @@ def test_varint_refuses_overlong_and_cut_off():
 
 
 def test_pack_unpack_round_trip_and_layout():
-    lengths = (3, 0, 5)
+    lengths = (3, 1, 5)
     header = _header(lengths)
     data = pack(header, _payloads(lengths))
     got, payloads = unpack(data)
@@ -47,7 +47,7 @@ def test_pack_unpack_round_trip_and_layout():
     assert data[:3] == b"VLC" and data[3] == container.FORMAT_VERSION and data[4] == 1
     assert data[5:13] == bytes(range(8))
     assert struct.unpack("<f", data[13:17])[0] == 2.5
-    assert data[17:23] == bytes([1, 28, 28, 3, 3, 0]) and data[23] == 5
+    assert data[17:23] == bytes([1, 28, 28, 3, 3, 1]) and data[23] == 5
     assert struct.unpack("<I", data[-4:])[0] == zlib.crc32(data[:-4])
     # every byte is either header (shared + length fields + checksum) or bitstream
     assert container.header_bytes(header) + sum(lengths) == len(data)
@@ -66,7 +66,7 @@ def test_one_image_file_overhead_is_small():
     (lambda d: d + b"\0", "checksum"),
 ])
 def test_damage_is_named(damage, message):
-    data = pack(_header(), _payloads((3, 0, 5)))
+    data = pack(_header(), _payloads((3, 1, 5)))
     with pytest.raises(VaelabError, match=message):
         unpack(damage(data))
 
@@ -83,9 +83,10 @@ def _reseal(body: bytes) -> bytes:
     (lambda b: b[:17] + b"\x00" + b[18:], "impossible image channels"),
     (lambda b: b[:20] + b"\x7f" + b[21:], "claims 127 images"),
     (lambda b: b[:21] + b"\x04" + b[22:], "announces"),
+    (lambda b: b[:22] + b"\x00" + b[23:], "empty bitstream for image 2"),
 ])
 def test_fields_behind_the_checksum_are_validated(edit, message):
-    body = pack(_header(), _payloads((3, 0, 5)))[:-4]
+    body = pack(_header(), _payloads((3, 1, 5)))[:-4]
     with pytest.raises(VaelabError, match=message):
         unpack(_reseal(edit(body)))
 
@@ -96,7 +97,7 @@ def test_only_bytes_are_accepted():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(0, 300), min_size=1, max_size=20), st.floats(1, 20, width=32))
+@given(st.lists(st.integers(1, 300), min_size=1, max_size=20), st.floats(1, 20, width=32))
 def test_any_header_round_trips(lengths, quality):
     header = _header(lengths, quality=quality)
     data = pack(header, _payloads(lengths))

@@ -3,7 +3,9 @@
 The load test itself lives in ``benchmarks/loadtest.py`` (which also reports the latency
 percentiles); here it runs against the tiny VAE with a hard deadline, and every request must
 get exactly the status it was meant to: 200s for the good ones, 4xx JSON errors for the bad
-ones, no 5xx and no dropped connection.
+ones, no 5xx and no dropped connection. An upload that meets the server's limit on uploads at
+once (a JSON 503 with Retry-After) is sent again after Retry-After, as a client should, so it
+too must end 200; the memory test with 40 uploads at once is in ``test_server_memory.py``.
 """
 
 from __future__ import annotations

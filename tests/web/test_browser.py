@@ -192,3 +192,55 @@ def test_tabs_work_from_the_keyboard(page):
     assert page.get_attribute("#tab-run", "aria-selected") == "true"
     page.keyboard.press("ArrowRight")  # wraps around
     assert page.get_attribute("#tab-samples", "aria-selected") == "true"
+
+
+# A page on another site that posts to the explorer, as any site the user visits could: a
+# "simple" fetch (no CORS preflight) and a multipart form submitted by script.
+ATTACK_PAGE = """<!doctype html>
+<form id="f" method="post" enctype="multipart/form-data" action="{explorer}api/runs/0/upload">
+<input name="file" value="x"></form>
+<script>
+fetch("{explorer}api/runs/0/decode", {{method: "POST", mode: "no-cors", body: '{{"z": [0, 0, 0, 0]}}',
+                                      headers: {{"content-type": "text/plain"}}}})
+  .finally(() => document.getElementById("f").submit());
+</script>"""
+
+
+def test_pages_of_other_sites_cannot_post_to_the_explorer(browser, live_server):
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    from vaelab.web import BackgroundServer
+
+    page_html = ATTACK_PAGE.format(explorer=live_server.url)
+    evil = Starlette(routes=[Route("/", lambda request: HTMLResponse(page_html))])
+    with BackgroundServer(evil) as other_site:  # another port: another origin
+        context = browser.new_context()
+        page = context.new_page()
+        answers = {}
+        page.on("response", lambda r: answers.update({r.url: r.status}) if r.url.startswith(live_server.url) else None)
+        page.goto(other_site.url)
+        page.wait_for_url(live_server.url + "api/runs/0/upload")  # the form's answer is shown
+        assert "cross-origin request refused" in page.text_content("body")
+        context.close()
+    assert answers == {live_server.url + "api/runs/0/decode": 403, live_server.url + "api/runs/0/upload": 403}
+
+
+def test_a_name_rebound_to_loopback_is_refused_and_localhost_works(browser, live_server):
+    # DNS rebinding: the browser resolves evil.test to 127.0.0.1 and believes the explorer is evil.test's
+    port = live_server.url.rsplit(":", 1)[1].strip("/")
+    chromium = browser.browser_type.launch(executable_path="/usr/bin/chromium",  # the browser fixture's
+                                           args=["--no-sandbox", "--disable-gpu",
+                                                 "--host-resolver-rules=MAP evil.test 127.0.0.1"])
+    try:
+        page = chromium.new_page()
+        response = page.goto(f"http://evil.test:{port}/")
+        assert response.status == 421 and "does not name this server" in page.text_content("body")
+        page.goto(f"http://localhost:{port}/")  # the explorer's own names still work, posts included
+        page.wait_for_selector("body[data-run='0']", state="attached")
+        status = page.evaluate("""() => fetch("/api/runs/0/decode", {method: "POST",
+            headers: {"content-type": "application/json"}, body: '{"z": [0, 0, 0, 0]}'}).then(r => r.status)""")
+        assert status == 200
+    finally:
+        chromium.close()

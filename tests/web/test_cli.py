@@ -67,3 +67,11 @@ def test_serve_prints_its_url_answers_and_stops_on_ctrl_c(tiny_vae_run):
     assert process.returncode == 0, err
     assert "vaelab explorer stopped" in out
     assert "Traceback" not in err
+
+
+def test_allowed_hosts_must_be_names_without_scheme_or_port(capsys):
+    for bad in ("http://mybox.lan", "mybox.lan:8000", "a@b", "my box"):
+        assert main(["serve", "runs/x", "--allowed-host", bad]) == 2
+        assert "is not a host name or address" in capsys.readouterr().err
+    assert main(["serve", "--help"]) == 0
+    assert "--allowed-host" in capsys.readouterr().out

@@ -28,16 +28,18 @@ def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | Non
             refine: int, threads: int, quiet: bool):
     """Compress IMAGES with the model of RUN into one file with a shared header.
 
-    IMAGES are image files, folders of images or .npy arrays; they are converted to the
-    model's channels and size. The latent code of each image is quantised and range-coded
-    under the model's own density; the file records the model's fingerprint, so only that
-    model can decode it. Prints each image's bytes and its PSNR after decoding.
+    IMAGES are image files, folders of images or .npy arrays (- reads one image or .npy array
+    from standard input); they are converted to the model's channels and size. The latent
+    code of each image is quantised and range-coded under the model's own density; the file
+    records the model's fingerprint, so only that model can decode it. Prints each image's
+    bytes and its PSNR after decoding.
 
     \b
     Examples:
       vaelab compress runs/codec-fmnist shirt.png shoe.png -o clothes.vlc
       vaelab compress runs/codec-fmnist photos/ -o photos.vlc --quality 2.5
       vaelab compress runs/codec-fmnist photos/ -o photos.vlc --psnr 28
+      convert scan.tif png:- | vaelab compress runs/codec-fmnist - -o scan.vlc
       vaelab decompress clothes.vlc -o decoded/ --run runs/codec-fmnist
     """
     import torch

@@ -32,6 +32,9 @@ def find_run(fingerprint: str, search: Path) -> Path | None:
     return None
 
 
+MAX_CODEC_FILE_BYTES = 1 << 30   # read no more: a file decodes to at most 1 GiB of pixels anyway
+
+
 @click.command("decompress", context_settings={"max_content_width": 110})
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path), default=None,
@@ -46,18 +49,22 @@ def command(file: Path, out: Path | None, run: Path | None, info: bool, threads:
 
     The file names the fingerprint of the model that wrote it; decoding with any other
     model is refused. Without --run, the run directories under ./runs are searched for it.
+    FILE - reads the file from standard input; only regular files are read otherwise.
 
     \b
     Examples:
       vaelab decompress clothes.vlc -o decoded/ --run runs/codec-fmnist
       vaelab decompress clothes.vlc -o decoded/          # finds the run under ./runs
       vaelab decompress clothes.vlc --info               # header and bytes per image
+      cat clothes.vlc | vaelab decompress - -o decoded/ --run runs/codec-fmnist
     """
     from ..apps import codec
     from ..errors import VaelabError
-    from ..fileio import read_bytes
+    from ..fileio import STDIN, read_bytes
 
-    data = read_bytes(file, "codec file", max_bytes=1 << 30)
+    data = read_bytes(file, "codec file", max_bytes=MAX_CODEC_FILE_BYTES, stdin=True)
+    if str(file) == STDIN:
+        file = Path("standard input")   # what errors name
     try:
         header = codec.inspect(data)
     except VaelabError as exc:

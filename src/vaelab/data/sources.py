@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VaelabError
+from ..fileio import read_bytes
 from .config import DataConfig
 from .download import cache_dir, fetch
 from .registry import RawData, register_dataset
@@ -103,7 +104,7 @@ def shapes(config: DataConfig) -> RawData:
 def read_idx(path: Path, expect_dims: int) -> np.ndarray:
     """Parse an IDX file (optionally gzipped) of unsigned bytes, checking its header."""
     try:
-        raw = path.read_bytes()
+        raw = read_bytes(path, "IDX file", 1 << 30)   # a regular file, capped (never a FIFO or device)
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
@@ -188,7 +189,7 @@ def cifar10(config: DataConfig) -> RawData:
     for folder in _search_dirs(config, "cifar10"):
         for sub in (folder, folder / "cifar-10-batches-bin"):
             if all((sub / b).is_file() for b in batches):
-                contents = {b: (sub / b).read_bytes() for b in batches}
+                contents = {b: read_bytes(sub / b, "CIFAR-10 batch", 1 << 30) for b in batches}
                 break
         if contents:
             break

@@ -10,20 +10,27 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..fileio import read_bytes
+
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     """All complete records; a torn or foreign line is skipped, never fatal."""
     return list(iter_metrics(path))
 
 
+MAX_LOG_BYTES = 1 << 30   # a million logged steps take about 250 MB
+
+
 def iter_metrics(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a ``metrics.jsonl``, read as a regular file only (a FIFO or device there is
+    one-line error, never a hang) and at most MAX_LOG_BYTES of it."""
     if not Path(path).exists():
         return
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict):
-                yield record
+    text = read_bytes(path, "metrics log", max_bytes=MAX_LOG_BYTES).decode("utf-8", errors="replace")
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if isinstance(record, dict):
+            yield record

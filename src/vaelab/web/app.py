@@ -3,7 +3,14 @@
 Runs are addressed by their position or name in the server's list — the client never
 sends a path. Every error is JSON ``{"error": "..."}``: a :class:`VaelabError` (bad
 image, index out of range, wrong latent size) is 400, validation 422, unknown run or
-route 404, an oversized body 413, anything unexpected a generic 500 (see :mod:`.guard`).
+route 404, an oversized body 413, a request for another host 421 or from another origin 403
+(DNS rebinding, cross-site posts), an upload past the concurrency limit 503 with
+``Retry-After`` (see :mod:`.slots`), anything unexpected a generic 500 (see :mod:`.guard`).
+
+An upload is read in bounded memory: it is decoded no bigger than four times the model's
+size per side (JPEG at a reduced scale, anything else reduced strip by strip right after
+decoding; :func:`vaelab.imageio.read_image_for`), so its peak is the decoded file (≤ 4 bytes a
+pixel, capped by ``max_upload_pixels``) and at most ``upload_slots`` uploads run at once.
 The OpenAPI schema is at ``/api/openapi.json``; the interactive docs are left out because
 they load scripts from a CDN and the page must work offline.
 """
@@ -25,15 +32,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import VaelabError
-from ..imageio import convert, encode_png, read_image
+from ..imageio import convert, encode_png, read_image_for
 from . import schemas
 from .explorer import MAP_POINTS, MAX_MAP_POINTS, ExplorerRun, NotFound
 from .guard import Guard
+from .slots import Slots
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 10 << 20         # an image file of up to 10 MiB
 MAX_UPLOAD_PIXELS = 16_000_000      # decoded size cap: refuses decompression bombs
 MULTIPART_OVERHEAD = 64 << 10       # form boundaries and headers around the file
+UPLOAD_SLOTS = 2                    # uploads processed at once; each may hold ~70 MB (a 16 MP RGBA file)
 
 RunKey = Annotated[str, PathParam(max_length=200, description="the run's id (0, 1, …) or name")]
 ImageIndex = Annotated[int, PathParam(ge=0, description="index of a served test image")]
@@ -63,15 +72,20 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def create_app(runs: Sequence[ExplorerRun], *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
-               max_upload_pixels: int = MAX_UPLOAD_PIXELS) -> FastAPI:
-    """The explorer app serving prepared ``runs`` (see :func:`vaelab.web.prepare_runs`)."""
+               max_upload_pixels: int = MAX_UPLOAD_PIXELS, upload_slots: int = UPLOAD_SLOTS,
+               allowed_hosts: Sequence[str] = ()) -> FastAPI:
+    """The explorer app serving prepared ``runs`` (see :func:`vaelab.web.prepare_runs`).
+
+    ``allowed_hosts``: names the ``Host`` header may carry besides loopback and the bound address.
+    """
     if not runs:
         raise VaelabError("no runs to serve")
     runs = list(runs)
     app = FastAPI(title="vaelab latent explorer", version=__version__,
                   description="Explore the latent space of trained vaelab runs.",
                   openapi_url="/api/openapi.json", docs_url=None, redoc_url=None)
-    app.add_middleware(Guard, max_body_bytes=max_upload_bytes + MULTIPART_OVERHEAD)
+    app.add_middleware(Guard, max_body_bytes=max_upload_bytes + MULTIPART_OVERHEAD, allowed_hosts=allowed_hosts)
+    uploads = Slots(upload_slots)
     errors = {400: {"model": schemas.ErrorBody}, 404: {"model": schemas.ErrorBody},
               422: {"model": schemas.ErrorBody}}
 
@@ -173,25 +187,28 @@ def create_app(runs: Sequence[ExplorerRun], *, max_upload_bytes: int = MAX_UPLOA
 
     # -- your image ------------------------------------------------------------------------
     @app.post("/api/runs/{run}/upload", response_model=schemas.UploadResult,
-              responses={**errors, 413: {"model": schemas.ErrorBody}},
+              responses={**errors, 413: {"model": schemas.ErrorBody}, 503: {"model": schemas.ErrorBody}},
               summary="Reconstruct, score and compress an uploaded PNG/JPEG")
     def upload(run: RunKey, file: Annotated[UploadFile, File(description="a PNG or JPEG image")]):
         explorer = lookup(run)
-        name = _display_name(file.filename)
-        data = file.file.read(max_upload_bytes + 1)
-        # read_image checks the content (not the name or declared type) and refuses bombs
-        original = read_image(data, name=name, max_bytes=max_upload_bytes, max_pixels=max_upload_pixels)
+        with uploads.take():  # 503 past the limit: decoding and scoring cost memory and CPU per request
+            return upload_result(explorer, _display_name(file.filename), file.file.read(max_upload_bytes + 1))
+
+    def upload_result(explorer: ExplorerRun, name: str, data: bytes) -> dict:
         C, H, W = explorer.model.image_shape
+        # read_image_for checks the content (not the name or declared type), refuses bombs, and
+        # never holds more than the decoded file and a strip of it at once
+        original, shape = read_image_for(data, (H, W), name=name, max_bytes=max_upload_bytes,
+                                         max_pixels=max_upload_pixels)
         notices = []
-        if original.shape[0] != C:
-            notices.append(f"converted {'RGB' if original.shape[0] == 3 else 'grey'} to "
-                           f"{'RGB' if C == 3 else 'grey'}")
-        if original.shape[1:] != (H, W):
-            notices.append(f"resized from {original.shape[1]}×{original.shape[2]} to the model's {H}×{W}")
+        if shape[0] != C:
+            notices.append(f"converted {'RGB' if shape[0] == 3 else 'grey'} to {'RGB' if C == 3 else 'grey'}")
+        if shape[1:] != (H, W):
+            notices.append(f"resized from {shape[1]}×{shape[2]} to the model's {H}×{W}")
         image = convert(original, C, (H, W)).copy()  # writable: torch warns on read-only arrays
         recon, mse = explorer.reconstruct(image[None])
         sizes, codec_image = explorer.compare_sizes(image)
-        return {"name": name, "original_size": list(original.shape), "notices": notices,
+        return {"name": name, "original_size": list(shape), "notices": notices,
                 "image": png_url(image), "reconstruction": png_url(recon[0]), "mse": float(mse[0]),
                 "anomaly": explorer.anomaly(image), "sizes": sizes,
                 "codec_image": None if codec_image is None else png_url(codec_image)}

@@ -1,7 +1,9 @@
 """Running the explorer: binding a socket, uvicorn in the foreground or in a thread.
 
 The socket is bound before uvicorn starts so that ``--port 0`` (any free port) still lets
-us print the real URL, and a busy port is a clear error rather than a log line.
+us print the real URL, and a busy port is a clear error rather than a log line. The
+foreground server also fixes glibc's mmap threshold (:func:`return_freed_memory`), so that
+the memory of big images goes back to the system once a request is done with it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import time
 from ..errors import VaelabError
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+MMAP_THRESHOLD = 1 << 20   # allocations from 1 MiB up are mapped, and unmapped when freed
+M_MMAP_THRESHOLD = -3      # glibc's mallopt parameter number (malloc.h)
 
 
 def is_loopback(host: str) -> bool:
@@ -67,8 +71,27 @@ def make_server(app, sock: socket.socket, log_level: str = "warning"):
     return uvicorn.Server(config)
 
 
+def return_freed_memory() -> bool:
+    """Have glibc map every allocation of 1 MiB or more, so that freeing it returns it to the system.
+
+    By default glibc raises its mmap threshold (up to 32 MiB) each time a mapped block is freed;
+    later image buffers then come from the heaps of the server's worker threads, which fragment
+    and stay resident. Measured with ``benchmarks/loadtest.py --storm`` (100 uploads of a
+    16-megapixel PNG, 40 at a time): 848 MB resident afterwards against 391 MB idle by default,
+    395 against 383 with the fixed threshold. False where the C library has no ``mallopt``.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter already uses
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
 def run(app, sock: socket.socket, log_level: str = "warning") -> None:
     """Serve until interrupted (Ctrl+C), then shut down gracefully."""
+    return_freed_memory()
     make_server(app, sock, log_level).run(sockets=[sock])
 
 

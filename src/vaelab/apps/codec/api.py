@@ -12,11 +12,17 @@ image's integers under the model's discretised density (vaelab/coding); the cont
 trusts any of it, has the same entropy model rebuild the same probability tables from the
 model's parameters, decodes the integers and runs the decoder network. Every problem a user
 can cause is a one-line :class:`VaelabError`.
+
+Decoding memory is bounded by the file's size and by DECODE_CHUNK: the container refuses a
+file declaring more images or pixels than it can hold (container.py) before anything is
+allocated, and the images are entropy-decoded and synthesised DECODE_CHUNK at a time into one
+uint8 array, so the float64 latents of only one chunk exist at any moment.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import struct
 from typing import Callable
 
@@ -25,7 +31,11 @@ import numpy as np
 from ...errors import VaelabError
 from . import container
 
-MAX_DECODED_BYTES = 1 << 30   # refuse files that would expand to more than 1 GiB of pixels
+MAX_DECODED_BYTES = container.MAX_DECODED_BYTES   # files expand to at most 1 GiB of pixels
+# Images decoded and synthesised at a time. A multiple of the networks' batch (256,
+# models/entropy_models.BATCH) and of the context decoder's chunk (64), so every network call
+# sees the very images it saw when whole files were decoded at once: the pixels are unchanged.
+DECODE_CHUNK = 256
 
 
 def coder_for(model):
@@ -65,6 +75,13 @@ def _as_images(images, shape: tuple[int, int, int]) -> np.ndarray:
         raise VaelabError(f"this model codes images of shape (N, {', '.join(map(str, shape))}); got {images.shape}")
     if len(images) == 0:
         raise VaelabError("there are no images to compress")
+    # what the decoder would refuse is refused before any coding
+    if len(images) > container.MAX_IMAGES:
+        raise VaelabError(f"{len(images):,} images are more than the {container.MAX_IMAGES:,} one file may hold; "
+                          "compress them into several files")
+    if images.nbytes > MAX_DECODED_BYTES:
+        raise VaelabError(f"{len(images):,} images of shape {tuple(shape)} are {images.nbytes:,} bytes of pixels, over "
+                          f"the {MAX_DECODED_BYTES:,} one file may decode to; compress them into several files")
     return np.ascontiguousarray(images)
 
 
@@ -88,7 +105,9 @@ def compress(model, images, quality: float | None = None, refine: int = 0,
         from .refine import refine as refine_codes
 
         y = refine_codes(coder, images, y, quality, refine)
-    payloads = coder.compress_latents(y, quality, progress)
+    # An empty stream (every symbol the first of its table) is the range coder's number 0, which
+    # one zero byte also is (the decoder pads with zeros): the container allows no empty stream.
+    payloads = [p or b"\0" * container.MIN_STREAM_BYTES for p in coder.compress_latents(y, quality, progress)]
     header = container.Header(coder.name, coder.fingerprint, quality, coder.image_shape,
                               tuple(len(p) for p in payloads))
     return container.pack(header, payloads)
@@ -161,10 +180,24 @@ def decompress(data: bytes, model, progress: Callable[[int], None] | None = None
     if not lo <= header.quality <= hi:
         raise VaelabError(f"was coded at quality {header.quality:g}, outside this model's {lo:g}..{hi:g}; "
                           "the file is damaged")
-    if header.count * math.prod(header.image_shape) > MAX_DECODED_BYTES:
+    if header.count * math.prod(header.image_shape) > MAX_DECODED_BYTES:   # container.unpack checked it too
         raise VaelabError(f"would decode to {header.count:,} images of shape {header.image_shape}, over the "
                           f"{MAX_DECODED_BYTES:,}-byte limit; split it into smaller files")
-    return coder.synthesis(coder.decompress_latents(list(payloads), header.quality, progress), header.quality)
+    images = np.empty((header.count, *header.image_shape), dtype=np.uint8)
+    for start in range(0, header.count, DECODE_CHUNK):
+        chunk = payloads[start:start + DECODE_CHUNK]
+        try:
+            values = coder.decompress_latents(chunk, header.quality, progress)
+        except VaelabError as exc:
+            raise VaelabError(_renumbered(str(exc), start)) from None
+        images[start:start + len(chunk)] = coder.synthesis(values, header.quality)
+        del values   # the next chunk's latents replace these, never join them
+    return images
+
+
+def _renumbered(message: str, offset: int) -> str:
+    """A chunk's "image i: …" error as the file's "image offset+i: …"."""
+    return re.sub(r"^image (\d+):", lambda m: f"image {int(m.group(1)) + offset}:", message, count=1)
 
 
 def inspect(data: bytes) -> dict:

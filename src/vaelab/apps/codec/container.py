@@ -17,6 +17,11 @@ A one-image 28×28 file therefore carries 25 bytes besides its bitstream; N imag
 them (plus one length byte each). The checksum is verified before anything else is trusted,
 so a truncated file, a flipped byte or random input is refused before any decoding runs.
 Nothing here knows about models or torch: it moves bytes.
+
+What a file declares is bounded before anything is allocated for it: every bitstream is at
+least 1 byte long (the encoder writes the empty stream, all-zero to the range decoder, as one
+zero byte), so an image costs at least 2 bytes of the file and a file of S bytes holds fewer
+than S/2 images; at most MAX_IMAGES, and at most MAX_DECODED_BYTES of pixels in all.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ FORMAT_VERSION = 1
 CHECKSUM_BYTES = 4
 MAX_DIMENSION = 65536       # pixels per side, and channels (anything larger is not a vaelab image)
 MAX_VARINT_BYTES = 10
+MAX_IMAGES = 1 << 20        # images in one file (1,048,576; each becomes a PNG when decoded)
+MAX_DECODED_BYTES = 1 << 30  # pixels (bytes of uint8) a file may decode to, all images together
+MIN_STREAM_BYTES = 1        # the shortest bitstream the encoder writes (api.compress pads b"" to b"\0")
 
 # coder byte -> name; the name tells the decoder which density family the model must provide
 CODERS = {1: "rate-distortion", 2: "gaussian-prior", 3: "fitted-gaussian", 4: "pca", 5: "rate-distortion-context"}
@@ -92,6 +100,8 @@ def pack(header: Header, payloads: list[bytes]) -> bytes:
         raise ValueError(f"unknown coder {header.coder!r}")
     if len(payloads) != header.count or any(len(p) != n for p, n in zip(payloads, header.lengths)):
         raise ValueError("payload lengths do not match the header")
+    if any(n < MIN_STREAM_BYTES for n in header.lengths):
+        raise ValueError("an empty bitstream cannot be read back; write the empty stream as b'\\0'")
     if len(header.fingerprint) != FINGERPRINT_BYTES:
         raise ValueError("fingerprints are 8 bytes")
     body = bytearray(_FIXED.pack(MAGIC, FORMAT_VERSION, CODER_IDS[header.coder], header.fingerprint,
@@ -136,12 +146,22 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
             raise VaelabError(f"has an impossible image {axis} ({value}); the file is damaged")
         shape.append(value)
     count, pos = decode_varint(body, pos, "image count")
-    # Each image needs at least its length byte: a count beyond that is damage, caught before allocating.
-    if not 1 <= count <= len(body) - pos:
+    # Each image needs its length byte and a bitstream of at least MIN_STREAM_BYTES: a count
+    # beyond that is damage, caught before anything per image is allocated or decoded.
+    if not 1 <= count <= (len(body) - pos) // (1 + MIN_STREAM_BYTES):
         raise VaelabError(f"claims {count} images, which cannot fit in {len(data)} bytes; the file is damaged")
+    if count > MAX_IMAGES:
+        raise VaelabError(f"holds {count:,} images, over the {MAX_IMAGES:,} one file may hold")
+    pixels = count * shape[0] * shape[1] * shape[2]
+    if pixels > MAX_DECODED_BYTES:
+        raise VaelabError(f"would decode to {count:,} images of shape {tuple(shape)} ({pixels:,} bytes), over the "
+                          f"{MAX_DECODED_BYTES:,}-byte limit; split it into smaller files")
     lengths = []
     for i in range(count):
         length, pos = decode_varint(body, pos, f"length of image {i + 1}")
+        if length < MIN_STREAM_BYTES:
+            raise VaelabError(f"declares an empty bitstream for image {i + 1} (vaelab writes at least "
+                              f"{MIN_STREAM_BYTES} byte per image); the file is damaged")
         lengths.append(length)
     if pos + sum(lengths) != len(body):
         raise VaelabError(f"has {len(body) - pos} bytes of bitstreams but its header announces {sum(lengths)}; "

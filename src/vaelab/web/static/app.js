@@ -21,8 +21,14 @@ const state = {
 };
 
 // -- small helpers ---------------------------------------------------------------------------
-async function api(path, options = {}) {
+async function api(path, options = {}, retries = 3) {
   const response = await fetch(path, options);
+  // 503 with Retry-After: the server is at its limit of uploads at once and asks to be asked again
+  const retryAfter = response.headers.get("retry-after");
+  if (response.status === 503 && retryAfter !== null && retries > 0) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(Number(retryAfter) || 1, 10) * 1000));
+    return api(path, options, retries - 1);
+  }
   let body = null;
   try { body = await response.json(); } catch (e) { body = null; }
   if (!response.ok) throw new Error((body && body.error) || `the server answered ${response.status}`);
