@@ -127,8 +127,8 @@ def start_server(run_dir: str | os.PathLike, threads: int = 1, max_points: int =
         if not line:
             break
         lines.append(line)
-        if line.startswith("vaelab explorer at "):
-            return process, line.split()[3].rstrip("/")
+        if line.startswith("vaelab explorer ready at "):
+            return process, line.split()[4].rstrip("/")
     stop_server(process)
     raise RuntimeError("the server did not start:\n" + "".join(lines) + process.stderr.read())
 

@@ -60,7 +60,7 @@ def test_serve_binds_where_asked_and_warns_when_not_loopback(monkeypatch, capfd,
 
     asked = []
 
-    def bind(h, port):
+    def bind(h, port, listen=True):
         asked.append(h)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))

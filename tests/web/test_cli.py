@@ -51,8 +51,8 @@ def test_serve_prints_its_url_answers_and_stops_on_ctrl_c(tiny_vae_run):
             if not line:
                 break
             lines.append(line)
-            if line.startswith("vaelab explorer at "):
-                url = line.split()[3]
+            if line.startswith("vaelab explorer ready at "):
+                url = line.split()[4]
         assert url is not None and url.startswith("http://127.0.0.1:"), "".join(lines) + process.stderr.read()
         runs = httpx.get(url + "api/runs", timeout=10).json()["runs"]
         assert [r["model"] for r in runs] == ["conv-vae"]

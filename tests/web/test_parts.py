@@ -99,3 +99,21 @@ def test_no_runs_is_an_error():
 
     with pytest.raises(VaelabError, match="no runs"):
         create_app([])
+
+
+def test_a_socket_bound_but_not_yet_listening_refuses_connections_at_once():
+    """`vaelab serve` listens only once its runs are loaded: a browser opened early is refused at
+    once instead of hanging on a connection nobody answers."""
+    import socket
+
+    from vaelab.web.server import bind_socket
+
+    sock = bind_socket("127.0.0.1", 0, listen=False)
+    port = sock.getsockname()[1]
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.listen(8)
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        sock.close()

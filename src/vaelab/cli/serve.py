@@ -60,8 +60,9 @@ def command(runs: tuple[Path, ...], host: str, port: int, allowed_hosts: tuple[s
     logging.basicConfig(level=logging.INFO, format="vaelab serve: %(message)s")
     if threads:
         torch.set_num_threads(threads)
-    # Bind first: a busy port fails in a second, not after the runs are loaded.
-    sock = bind_socket(host, port)
+    # Bind first: a busy port fails in a second, not after the runs are loaded; listen only once
+    # they are, so a browser opened early is refused at once instead of hanging on a silent server.
+    sock = bind_socket(host, port, listen=False)
     try:
         warning = exposure_warning(host)
         if warning:
@@ -69,12 +70,16 @@ def command(runs: tuple[Path, ...], host: str, port: int, allowed_hosts: tuple[s
         if host.strip("[]") in ("0.0.0.0", "::") and not allowed_hosts:
             click.echo("note: other machines must name a host this server answers to; add --allowed-host NAME for "
                        "each name or address they use (others get 421)", err=True)
+        url = url_of(sock)
+        if not quiet:
+            click.echo(f"loading {len(runs)} run{'s' * (len(runs) != 1)} for {url} (it answers once they are "
+                       "ready) …", err=True)
         explorers = prepare_runs(list(runs), max_points=max_points, progress=not quiet)
         app = create_app(explorers, upload_slots=upload_slots, allowed_hosts=[host, *allowed_hosts])
-        url = url_of(sock)
+        sock.listen(128)
         for i, explorer in enumerate(explorers):
             click.echo(f"  [{i}] {explorer.name}: {explorer.run_dir}")
-        click.echo(f"vaelab explorer at {url}   (API schema: {url}api/openapi.json; Ctrl+C stops)")
+        click.echo(f"vaelab explorer ready at {url}   (API schema: {url}api/openapi.json; Ctrl+C stops)")
         if open_browser:
             import webbrowser
 

@@ -38,8 +38,12 @@ def exposure_warning(host: str) -> str | None:
             "authentication (use the default --host 127.0.0.1 to keep it local)")
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on (host, port); port 0 picks a free one."""
+def bind_socket(host: str, port: int, listen: bool = True) -> socket.socket:
+    """A TCP socket bound to (host, port), listening unless ``listen=False``; port 0 picks a free one.
+
+    ``vaelab serve`` binds first (a busy port is refused at once) and listens only when its runs
+    are loaded: until then a browser's connection is refused at once rather than left hanging.
+    """
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
@@ -48,7 +52,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        sock.listen(128)
+        if listen:
+            sock.listen(128)
     except OSError as exc:
         sock.close()
         raise VaelabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port, "
