@@ -398,7 +398,7 @@ def load_images(sources: Iterable[str | os.PathLike], channels: int, size: tuple
     file named ``-`` needs a longer path: pathlib turns ``./-`` into ``-``). ``notices`` says once
     per kind of conversion what was done (resize, colour change), so the caller can tell the user.
     """
-    images, names, notices = [], [], set()
+    images, names, noticed = [], [], {}
     stdin_read = False
     for source in sources:
         path = Path(source)
@@ -418,14 +418,21 @@ def load_images(sources: Iterable[str | os.PathLike], channels: int, size: tuple
         for name, img in entries:
             C, H, W = img.shape
             if C != channels:
-                notices.add(f"converted {'RGB' if C == 3 else 'grey'} input to {'RGB' if channels == 3 else 'grey'}")
+                kind = f"converted {'RGB' if C == 3 else 'grey'} input to {'RGB' if channels == 3 else 'grey'}"
+                noticed.setdefault(kind, []).append(name)
             if (H, W) != tuple(size):
-                notices.add(f"resized input from {H}×{W} to the model's {size[0]}×{size[1]}")
+                noticed.setdefault(f"resized input from {H}×{W} to the model's {size[0]}×{size[1]}", []).append(name)
             images.append(convert(img, channels, size))
             names.append(name)
     if not images:
         raise VaelabError("no images given")
-    return np.stack(images), names, sorted(notices)
+    return np.stack(images), names, sorted(_notice(kind, which) for kind, which in noticed.items())
+
+
+def _notice(kind: str, names: list[str], shown: int = 3) -> str:
+    """"resized input from 32×32 to the model's 28×28: a.png, b.png, c.png and 7 more"."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"{kind}: {', '.join(names[:shown])}{more}"
 
 
 def to_pil(image: np.ndarray):

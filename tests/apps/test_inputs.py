@@ -40,3 +40,18 @@ def test_bad_input_gives_status_2_and_one_line(command, kind, tiny_vae_run, bad_
 def test_a_missing_run_is_one_line(cli, tmp_path):
     status, _, err = cli("sample", tmp_path / "no-such-run")
     assert status == 2 and "is not a run directory" in err and err.count("\n") == 1
+
+
+def test_conversion_notices_name_the_files(tmp_path):
+    from PIL import Image
+
+    from vaelab.imageio import load_images
+
+    for i in range(5):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(tmp_path / f"rgb{i}.png")
+    Image.fromarray(np.full((8, 8), 9, np.uint8)).save(tmp_path / "grey.png")
+    _, _, notices = load_images(sorted(str(p) for p in tmp_path.iterdir()), 1, (8, 8))
+    converted = next(n for n in notices if n.startswith("converted RGB input to grey: "))
+    assert "rgb0.png" in converted and "and 2 more" in converted and "grey.png" not in converted
+    resized = next(n for n in notices if n.startswith("resized input from 16×16 to the model's 8×8: "))
+    assert "rgb0.png" in resized

@@ -32,10 +32,37 @@ def test_compress_then_decompress(tiny_rd_run, tiny_rd, image_files, digit_image
     assert info["images"] == 5 and info["quality"] == 2.0
 
     assert main(["decompress", str(out), "-o", str(tmp_path / "dec"), "--run", str(tiny_rd_run)]) == 0
-    decoded = np.stack([read_image(tmp_path / "dec" / f"image-{i:04d}.png") for i in range(1, 6)])
+    # the file kept the images' names, and decompress gives them back
+    assert info["names"] == [f"digit-{i}.png" for i in range(5)]
+    decoded = np.stack([read_image(tmp_path / "dec" / f"digit-{i}.png") for i in range(5)])
     # the PNGs hold exactly what the library decodes
     assert np.array_equal(decoded, codec.decompress(data, tiny_rd))
     assert np.array_equal(decoded, codec.decompress(codec.compress(tiny_rd, digit_images[:5], quality=2), tiny_rd))
+
+
+def test_without_names_the_file_is_the_unnamed_format_and_images_are_numbered(tiny_rd_run, tiny_rd, image_files,
+                                                                             digit_images, tmp_path):
+    out = tmp_path / "digits.vlc"
+    assert main(["compress", str(tiny_rd_run), *map(str, image_files), "-o", str(out), "--quality", "2",
+                 "--no-names", "-q"]) == 0
+    data = out.read_bytes()
+    # byte for byte the library's unnamed file (format version 1, what the codec's numbers measure)
+    assert data == codec.compress(tiny_rd, digit_images[:5], quality=2)
+    assert codec.inspect(data)["names"] is None and codec.inspect(data)["format_version"] == 1
+    assert main(["decompress", str(out), "-o", str(tmp_path / "dec"), "--run", str(tiny_rd_run)]) == 0
+    assert sorted(p.name for p in (tmp_path / "dec").iterdir()) == [f"image-{i:04d}.png" for i in range(1, 6)]
+
+
+def test_kept_names_cost_their_bytes_and_are_made_safe_to_write(tiny_rd, digit_images):
+    from vaelab.cli.decompress import output_names
+
+    plain = codec.compress(tiny_rd, digit_images[:3], quality=2)
+    named = codec.compress(tiny_rd, digit_images[:3], quality=2, names=["a.png", "b.png", "ünïcode.png"])
+    assert len(named) == len(plain) + sum(1 + len(n.encode()) for n in ["a.png", "b.png", "ünïcode.png"])
+    assert codec.inspect(named)["header_bytes"] + sum(codec.inspect(named)["image_bytes"]) == len(named)
+    assert np.array_equal(codec.decompress(named, tiny_rd), codec.decompress(plain, tiny_rd))
+    assert output_names(["../../etc/passwd", "x.png", "x.jpg", "", "scan.npy[2]"], 5) == \
+        ["passwd.png", "x.png", "x-2.png", "image-0004.png", "scan.npy_2.png"]
 
 
 def test_compress_to_a_target_psnr(tiny_rd_run, tiny_rd, image_files, digit_images, tmp_path, capsys):
@@ -51,7 +78,8 @@ def test_compress_to_a_target_psnr(tiny_rd_run, tiny_rd, image_files, digit_imag
     assert f"at quality {quality:g}" in summary
     reached = float(summary.split("mean PSNR ")[1].split(" dB")[0])
     assert reached >= target and 1 < quality < 3
-    assert data == codec.compress_to_psnr(tiny_rd, images, target)[0]
+    names = [p.name for p in image_files]
+    assert data == codec.compress_to_psnr(tiny_rd, images, target, names=names)[0]
 
 
 def test_decompress_finds_its_run_by_fingerprint(tiny_rd_run, tiny_vae_run, image_files, tmp_path, monkeypatch, capsys):
@@ -63,7 +91,7 @@ def test_decompress_finds_its_run_by_fingerprint(tiny_rd_run, tiny_vae_run, imag
     monkeypatch.chdir(work)
     assert main(["decompress", str(out), "-o", "dec"]) == 0
     assert "using runs/b-rd" in capsys.readouterr().out
-    assert (work / "dec" / "image-0001.png").is_file()
+    assert (work / "dec" / image_files[0].name).is_file()
 
 
 def test_info_needs_no_model(tiny_rd_run, image_files, tmp_path, capsys):

@@ -22,10 +22,13 @@ import click
               help="conv-rd models: gradient steps that improve each image's code for rate + λ·distortion "
                    "(200 steps: 11 % fewer bytes at equal PSNR at 32–34 dB on Fashion-MNIST; encoding slows from "
                    "~45 to ~3 images/s on two threads; same decoder; 0 = off).")
+@click.option("--names/--no-names", default=True, show_default=True,
+              help="keep each image's file name in the file, so decompress gives them back (about 10 bytes an "
+                   "image; --no-names for the smallest files).")
 @click.option("--threads", type=int, default=0, help="CPU threads for the networks (0 = PyTorch's default).")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar and no per-image lines.")
 def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | None, target_psnr: float | None,
-            refine: int, threads: int, quiet: bool):
+            refine: int, names: bool, threads: int, quiet: bool):
     """Compress IMAGES with the model of RUN into one file with a shared header.
 
     IMAGES are image files, folders of images or .npy arrays (- reads one image or .npy array
@@ -58,7 +61,8 @@ def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | Non
         torch.set_num_threads(threads)
     model = load(run)
     C, H, W = model.image_shape
-    pixels, names, notices = load_images(images, C, (H, W))
+    pixels, sources, notices = load_images(images, C, (H, W))
+    kept = [Path(name).name for name in sources] if names else None
     for notice in notices:
         click.echo(f"note: {notice}")
     if refine and not quiet:
@@ -66,18 +70,19 @@ def command(run: Path, images: tuple[Path, ...], out: Path, quality: float | Non
     if target_psnr is not None:
         with tqdm(total=codec.api.PSNR_SEARCH_ROUNDS + 2, unit="try", desc=f"quality for {target_psnr:g} dB",
                   disable=quiet) as bar:
-            data, _, _ = codec.compress_to_psnr(model, pixels, target_psnr, refine=refine, progress=bar.update)
+            data, _, _ = codec.compress_to_psnr(model, pixels, target_psnr, refine=refine, progress=bar.update,
+                                                names=kept)
     else:
         with tqdm(total=len(pixels), unit="img", desc="compressing", disable=quiet or len(pixels) < 50) as bar:
-            data = codec.compress(model, pixels, quality=quality, refine=refine, progress=bar.update)
+            data = codec.compress(model, pixels, quality=quality, refine=refine, progress=bar.update, names=kept)
     decoded = codec.decompress(data, model)
     atomic_write_bytes(out, data)
 
     info = codec.inspect(data)
     psnr = metrics.psnr(pixels, decoded)   # the measure --psnr aims at (capped at 100 dB)
     if not quiet:
-        width = min(max(len(n) for n in names), 60)
-        for name, size, p in zip(names, info["image_bytes"], psnr):
+        width = min(max(len(n) for n in sources), 60)
+        for name, size, p in zip(sources, info["image_bytes"], psnr):
             shown = name if len(name) <= width else "…" + name[-width + 1:]
             click.echo(f"  {shown:<{width}}  {size:6d} B  {size * 8 / (H * W):6.3f} bpp  PSNR {min(p, 99.99):5.2f} dB")
     n = info["images"]

@@ -35,6 +35,27 @@ def find_run(fingerprint: str, search: Path) -> Path | None:
 MAX_CODEC_FILE_BYTES = 1 << 30   # read no more: a file decodes to at most 1 GiB of pixels anyway
 
 
+def output_names(names: list[str] | None, count: int) -> list[str]:
+    """PNG file names for the decoded images: the names the file kept (made safe: no directories or
+    odd characters, ``.png``, unique), else ``image-0001.png`` …"""
+    import re
+
+    if names is None:
+        digits = max(4, len(str(count)))
+        return [f"image-{i:0{digits}d}.png" for i in range(1, count + 1)]
+    out, seen = [], set()
+    for i, name in enumerate(names, start=1):
+        stem = name.replace("\\", "/").rsplit("/", 1)[-1]
+        stem = stem.rsplit(".", 1)[0] if "." in stem and not stem.endswith("]") else stem
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._")[:100] or f"image-{i:04d}"
+        candidate, n = f"{stem}.png", 2
+        while candidate.lower() in seen:
+            candidate, n = f"{stem}-{n}.png", n + 1
+        seen.add(candidate.lower())
+        out.append(candidate)
+    return out
+
+
 @click.command("decompress", context_settings={"max_content_width": 110})
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path), default=None,
@@ -95,12 +116,9 @@ def command(file: Path, out: Path | None, run: Path | None, info: bool, threads:
             images = codec.decompress(data, model, progress=bar.update)
         except VaelabError as exc:
             raise VaelabError(str(exc), file) from None
-    digits = max(4, len(str(len(images))))
-    paths = []
-    for i, image in enumerate(images, start=1):
-        path = out / f"image-{i:0{digits}d}.png"
+    paths = [out / name for name in output_names(header.get("names"), len(images))]
+    for path, image in zip(paths, images):
         save_image(path, image)
-        paths.append(path)
     click.echo(f"decoded {len(images)} image{'s' * (len(images) != 1)} of shape {tuple(images.shape[1:])} "
                f"from {len(data):,} bytes into {out}/ ({paths[0].name}"
                f"{' … ' + paths[-1].name if len(paths) > 1 else ''})")

@@ -86,17 +86,20 @@ def _as_images(images, shape: tuple[int, int, int]) -> np.ndarray:
 
 
 def compress(model, images, quality: float | None = None, refine: int = 0,
-             progress: Callable[[int], None] | None = None) -> bytes:
+             progress: Callable[[int], None] | None = None, names: list[str] | None = None) -> bytes:
     """uint8 images (N, C, H, W) -> the bytes of one codec file holding all N.
 
     ``model`` is a vaelab model (``vaelab.load(run)``) or a :class:`PCACoder`; ``quality``
     its quality knob (None = the model's default; see coders.py). ``refine`` > 0 (conv-rd
     models only) spends that many gradient steps per batch improving each image's code for
     rate + λ·distortion — slower encoding, same decoder. ``progress`` is called with the
-    number of images just coded.
+    number of images just coded. ``names`` (one per image, each cut to 255 bytes of UTF-8) are
+    stored with the images (format version 2), so that ``inspect(data)["names"]`` gives them back.
     """
     coder = coder_for(model)
     images = _as_images(images, coder.image_shape)
+    if names is not None and len(names) != len(images):
+        raise VaelabError(f"give one name per image: {len(names)} names for {len(images)} images")
     quality = _check_quality(coder, quality)
     if not isinstance(refine, int) or isinstance(refine, bool) or not 0 <= refine <= 10_000:
         raise VaelabError(f"refine must be a whole number of steps from 0 to 10000, got {refine!r}")
@@ -109,7 +112,7 @@ def compress(model, images, quality: float | None = None, refine: int = 0,
     # one zero byte also is (the decoder pads with zeros): the container allows no empty stream.
     payloads = [p or b"\0" * container.MIN_STREAM_BYTES for p in coder.compress_latents(y, quality, progress)]
     header = container.Header(coder.name, coder.fingerprint, quality, coder.image_shape,
-                              tuple(len(p) for p in payloads))
+                              tuple(len(p) for p in payloads), None if names is None else tuple(map(str, names)))
     return container.pack(header, payloads)
 
 
@@ -117,7 +120,8 @@ PSNR_SEARCH_ROUNDS = 8   # bisection rounds: quality to 1/256 of its range (0.01
 
 
 def compress_to_psnr(model, images, target_psnr: float, refine: int = 0, rounds: int = PSNR_SEARCH_ROUNDS,
-                     progress: Callable[[int], None] | None = None) -> tuple[bytes, float, float]:
+                     progress: Callable[[int], None] | None = None,
+                     names: list[str] | None = None) -> tuple[bytes, float, float]:
     """The file at the lowest quality whose decoded images reach ``target_psnr`` dB on average.
 
     A target instead of a knob (as cwebp's ``-psnr``): the quality is found by bisection,
@@ -138,7 +142,7 @@ def compress_to_psnr(model, images, target_psnr: float, refine: int = 0, rounds:
         raise VaelabError(f"the target PSNR must be a positive number of dB, got {target:g}")
 
     def attempt(quality: float) -> tuple[bytes, float, float]:
-        data = compress(model, images, quality=quality, refine=refine)
+        data = compress(model, images, quality=quality, refine=refine, names=names)
         reached = float(metrics.psnr(images, decompress(data, model)).mean())
         if progress is not None:
             progress(1)
@@ -204,13 +208,13 @@ def inspect(data: bytes) -> dict:
     """What a codec file holds, without a model: header fields and each image's bytes.
 
     ``header_bytes + sum(image_bytes) == total_bytes``; header_bytes counts the shared
-    header, every image's length field and the checksum.
+    header, every image's length field and name (if the file keeps names) and the checksum.
     """
     header, payloads = container.unpack(data)
     C, H, W = header.image_shape
     shared = container.header_bytes(header)
     return {
-        "format_version": container.FORMAT_VERSION,
+        "format_version": container.FORMAT_VERSION if header.names is None else container.NAMED_FORMAT_VERSION,
         "coder": header.coder,
         "fingerprint": header.fingerprint.hex(),
         "quality": header.quality,
@@ -220,4 +224,5 @@ def inspect(data: bytes) -> dict:
         "header_bytes": shared,
         "image_bytes": [len(p) for p in payloads],
         "bits_per_pixel": len(data) * 8 / (header.count * H * W),
+        "names": None if header.names is None else list(header.names),
     }

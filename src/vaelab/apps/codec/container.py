@@ -10,6 +10,8 @@ Layout (integers marked *varint* are unsigned LEB128, 1 byte below 128)::
     C, H, W      3 varints image shape
     N            varint    number of images
     lengths      N varints bytes of each image's bitstream
+    names        version 2 only: per image, a varint byte count and that many bytes of UTF-8 —
+                 the image's file name, so that decompress can give it back
     payloads     Σ lengths the bitstreams, in order
     crc32        4 bytes   CRC-32 (little-endian) of every byte before it
 
@@ -35,7 +37,9 @@ from ...coding.fingerprint import FINGERPRINT_BYTES
 from ...errors import VaelabError
 
 MAGIC = b"VLC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1            # files without names; the codec's measured bytes are of these
+NAMED_FORMAT_VERSION = 2      # the same with each image's file name
+MAX_NAME_BYTES = 255
 CHECKSUM_BYTES = 4
 MAX_DIMENSION = 65536       # pixels per side, and channels (anything larger is not a vaelab image)
 MAX_VARINT_BYTES = 10
@@ -59,6 +63,7 @@ class Header:
     quality: float
     image_shape: tuple[int, int, int]
     lengths: tuple[int, ...]
+    names: tuple[str, ...] | None = None   # the images' file names (version 2), if the writer kept them
 
     @property
     def count(self) -> int:
@@ -104,10 +109,11 @@ def pack(header: Header, payloads: list[bytes]) -> bytes:
         raise ValueError("an empty bitstream cannot be read back; write the empty stream as b'\\0'")
     if len(header.fingerprint) != FINGERPRINT_BYTES:
         raise ValueError("fingerprints are 8 bytes")
-    body = bytearray(_FIXED.pack(MAGIC, FORMAT_VERSION, CODER_IDS[header.coder], header.fingerprint,
-                                 header.quality))
+    version = FORMAT_VERSION if header.names is None else NAMED_FORMAT_VERSION
+    body = bytearray(_FIXED.pack(MAGIC, version, CODER_IDS[header.coder], header.fingerprint, header.quality))
     for value in (*header.image_shape, header.count, *header.lengths):
         body += encode_varint(value)
+    body += _pack_names(header)
     for payload in payloads:
         body += payload
     body += struct.pack("<I", zlib.crc32(body))
@@ -131,9 +137,9 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     if zlib.crc32(body) != stored:
         raise VaelabError("fails its checksum: the file is truncated or damaged")
     _, version, coder_id, fingerprint, quality = _FIXED.unpack_from(body)
-    if version != FORMAT_VERSION:
-        raise VaelabError(f"is in codec format version {version}, but this vaelab reads version {FORMAT_VERSION}; "
-                          "use the vaelab version that wrote it")
+    if version not in (FORMAT_VERSION, NAMED_FORMAT_VERSION):
+        raise VaelabError(f"is in codec format version {version}, but this vaelab reads versions {FORMAT_VERSION} "
+                          f"and {NAMED_FORMAT_VERSION}; use the vaelab version that wrote it")
     if coder_id not in CODERS:
         raise VaelabError(f"names an unknown coder ({coder_id}); the file is damaged or from a newer vaelab")
     if not math.isfinite(quality):
@@ -163,6 +169,9 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
             raise VaelabError(f"declares an empty bitstream for image {i + 1} (vaelab writes at least "
                               f"{MIN_STREAM_BYTES} byte per image); the file is damaged")
         lengths.append(length)
+    names = None
+    if version == NAMED_FORMAT_VERSION:
+        names, pos = _unpack_names(body, pos, count)
     if pos + sum(lengths) != len(body):
         raise VaelabError(f"has {len(body) - pos} bytes of bitstreams but its header announces {sum(lengths)}; "
                           "the file is damaged")
@@ -170,11 +179,38 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     for length in lengths:
         payloads.append(body[pos:pos + length])
         pos += length
-    header = Header(CODERS[coder_id], fingerprint, float(quality), (shape[0], shape[1], shape[2]), tuple(lengths))
+    header = Header(CODERS[coder_id], fingerprint, float(quality), (shape[0], shape[1], shape[2]), tuple(lengths),
+                    names)
     return header, payloads
+
+
+def _pack_names(header: Header) -> bytes:
+    if header.names is None:
+        return b""
+    if len(header.names) != header.count:
+        raise ValueError("one name per image")
+    out = bytearray()
+    for name in header.names:
+        raw = name.encode("utf-8")[:MAX_NAME_BYTES].decode("utf-8", errors="ignore").encode("utf-8")
+        out += encode_varint(len(raw)) + raw
+    return bytes(out)
+
+
+def _unpack_names(body: bytes, pos: int, count: int) -> tuple[tuple[str, ...], int]:
+    names = []
+    for i in range(count):
+        size, pos = decode_varint(body, pos, f"name length of image {i + 1}")
+        if size > MAX_NAME_BYTES or pos + size > len(body):
+            raise VaelabError(f"has an impossible name for image {i + 1}; the file is damaged")
+        try:
+            names.append(body[pos:pos + size].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise VaelabError(f"has a name for image {i + 1} that is not UTF-8; the file is damaged") from None
+        pos += size
+    return tuple(names), pos
 
 
 def header_bytes(header: Header) -> int:
     """Bytes of a file that are not bitstreams: the shared header, the length fields, the checksum."""
     return (_FIXED.size + sum(len(encode_varint(v)) for v in (*header.image_shape, header.count, *header.lengths))
-            + CHECKSUM_BYTES)
+            + len(_pack_names(header)) + CHECKSUM_BYTES)
