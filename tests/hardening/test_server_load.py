@@ -10,22 +10,9 @@ too must end 200; the memory test with 40 uploads at once is in ``test_server_me
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
-LOADTEST = Path(__file__).resolve().parents[2] / "benchmarks" / "loadtest.py"
-
-
-@pytest.fixture(scope="module")
-def loadtest():
-    spec = importlib.util.spec_from_file_location("vaelab_loadtest", LOADTEST)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.timeout(600)

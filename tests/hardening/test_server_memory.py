@@ -8,19 +8,16 @@ tracemalloc cannot see — and pixels are checked against the full-size path the
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from vaelab.imageio import read_image, read_image_for
 
-LOADTEST = Path(__file__).resolve().parents[2] / "benchmarks" / "loadtest.py"
 SIDE = 4000                      # the 16 megapixels, the default pixel cap
 BUDGET_MB = 4 * SIDE * SIDE / 2**20 + 24   # the decoded file at ≤ 4 bytes a pixel, plus strips and the bytes
 
@@ -233,15 +230,6 @@ def test_uploads_past_the_limit_get_a_json_503_with_retry_after_and_the_rest_sti
 
 
 # -- the load test -----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def loadtest():
-    spec = importlib.util.spec_from_file_location("vaelab_loadtest", LOADTEST)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.timeout(300)
 def test_a_hundred_worst_case_uploads_forty_at_a_time_stay_under_2_gb(tiny_vae_run, loadtest):
     # Clients retry a 503 after its Retry-After for 8 s, then keep the 503 as their answer: so
