@@ -76,3 +76,29 @@ def test_busy_cores_are_measured_now_not_averaged_over_the_last_minute(monkeypat
         spinner.kill()
         cpu._cache.clear()
     assert busy >= 1 and busy >= idle and idle < 40
+
+
+def test_a_time_limited_run_shows_the_epochs_its_budget_allows(tmp_path, monkeypatch):
+    """The progress bar's total follows the time limit (issue 22: a 40 s demo showed 3,720 steps and an
+    ETA of hours): after each epoch it becomes the epochs the remaining budget allows, at least min_epochs."""
+    from vaelab.config import from_dict
+    from vaelab.runs import RunConfig
+    from vaelab.training import engine
+
+    totals = []
+    real = engine.Trainer._expect_epochs
+
+    def spy(self, s, state, bar):
+        real(self, s, state, bar)
+        totals.append((state.epoch, bar.total // s.steps_per_epoch, state.elapsed))
+
+    monkeypatch.setattr(engine.Trainer, "_expect_epochs", spy)
+    config = from_dict(RunConfig, {"model": {"name": "mlp-vae", "latent_dim": 2, "hidden": [16]},
+                                   "data": {"name": "digits", "limit": 256},
+                                   "train": {"epochs": 500, "time_limit": 0.6, "batch_size": 64, "report": False,
+                                             "threads": 1}})
+    engine.train(config, tmp_path / "run", progress=False)
+    assert totals, "the budget ran out before any estimate"
+    for done, expected, elapsed in totals:
+        per_epoch = elapsed / done
+        assert done < expected <= done + (0.6 - elapsed) / per_epoch + 1   # what is left of the budget, not 500
