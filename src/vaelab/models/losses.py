@@ -71,6 +71,9 @@ class Loss:
         """Keyword arguments of ``model(x, **options)`` that this loss needs (IWAE: K samples)."""
         return {}
 
+    def prepare(self, train_images: int) -> None:
+        """Told the training set's size before training (β-TCVAE's estimator needs it)."""
+
     def __call__(self, output: Output, x: torch.Tensor, kl_weight: float = 1.0) -> LossTerms:
         raise NotImplementedError
 
@@ -126,6 +129,55 @@ class ELBO(Loss):
 
     def __repr__(self) -> str:
         return f"ELBO(beta={self.beta:g})"
+
+
+def total_correlation(posterior: DiagonalGaussian, z: torch.Tensor, dataset_size: int = 1) -> torch.Tensor:
+    """(B,) total correlation log q(z) − log Π_d q(z_d) of the aggregate posterior at each image's
+    sample, by minibatch-weighted sampling (Chen et al. 2018, §C.1):
+
+        log q(z_i) ≈ log Σ_j q(z_i | x_j) − log(N·B),   the same per dimension for q(z_{i,d}),
+
+    with N the training set's size and B the batch's. (The −log(N·B) terms change the value,
+    not the gradient.)
+    """
+    B = z.shape[0]
+    pair = -0.5 * ((z[:, None, :] - posterior.mean[None]) ** 2 / posterior.var[None]
+                   + posterior.logvar[None] + LOG_2PI)                               # (B, B, D): log q(z_i,d | x_j)
+    norm = math.log(B * max(dataset_size, 1))
+    log_qz = torch.logsumexp(pair.sum(2), dim=1) - norm
+    log_qz_product = (torch.logsumexp(pair, dim=1) - norm).sum(1)
+    return log_qz - log_qz_product
+
+
+class BetaTCVAE(Loss):
+    """−ELBO with the total correlation weighted extra (β-TCVAE, Chen et al. 2018):
+
+        loss = reconstruction + w·(KL + (β − 1)·TC)
+
+    Of the KL's three parts (index-code mutual information, total correlation, dimension-wise
+    KL) only the total correlation — the dependence between latent dimensions — is weighted by
+    β, which is what disentangles, without the β-VAE's cost in reconstruction.
+    """
+
+    name = "tcvae"
+    parts = ("reconstruction", "kl", "tc")
+
+    def __init__(self, beta: float = 6.0):
+        self.beta = float(beta)
+        self.dataset_size = 1
+
+    def prepare(self, train_images: int) -> None:
+        self.dataset_size = int(train_images)
+
+    def __call__(self, output: Output, x: torch.Tensor, kl_weight: float = 1.0) -> LossTerms:
+        reconstruction = -output.likelihood.log_prob(x)
+        kl = kl_term(output).float()
+        tc = total_correlation(output.posterior, output.z, self.dataset_size).float()
+        loss = reconstruction + kl_weight * (kl + (self.beta - 1.0) * tc)
+        return LossTerms(loss=loss, parts={"reconstruction": reconstruction, "kl": kl, "tc": tc})
+
+    def __repr__(self) -> str:
+        return f"BetaTCVAE(beta={self.beta:g}, dataset_size={self.dataset_size})"
 
 
 def log_weights(output: Output, x: torch.Tensor, discrete: bool = False) -> torch.Tensor:

@@ -18,7 +18,7 @@ from .ae import AEConfig
 from .base import EncoderDecoder
 from .config import dense_width_option, model_name
 from .conv import conv_backbones
-from .losses import ELBO, IWAE, Loss
+from .losses import ELBO, IWAE, BetaTCVAE, Loss
 from .mlp import mlp_backbones
 from .outputs import Output, decoded_output
 from .priors import make_prior, prior_components_option, prior_option, standard_prior
@@ -30,21 +30,25 @@ class VAEConfig(AEConfig):
     """``mlp-vae``: the thesis' dense networks with a Gaussian bottleneck, and its training objective."""
 
     name: str = model_name("mlp-vae")
-    beta: float = option(1.0, "weight β of the KL term: 1 is the VAE, other values the β-VAE", min=0.0, max=1e6)
-    objective: str = option("elbo", "training objective: elbo (β-weighted) or iwae (K samples, Burda et al. 2015)",
-                            choices=("elbo", "iwae"))
+    beta: float = option(1.0, "weight β of the KL term (elbo: 1 is the VAE, other values the β-VAE; tcvae: of the "
+                              "total correlation alone)", min=0.0, max=1e6)
+    objective: str = option("elbo", "training objective: elbo (β-weighted), iwae (K samples, Burda et al. 2015) or "
+                                    "tcvae (β on the total correlation, Chen et al. 2018)",
+                            choices=("elbo", "iwae", "tcvae"))
     iw_samples: int = option(1, "samples K per image for the iwae objective", min=1, max=4096)
     prior: str = prior_option()
     prior_components: int = prior_components_option()
 
     def describe(self) -> str:
-        objective = f", IWAE with K = {self.iw_samples}" if self.objective == "iwae" else \
-            (f", β = {self.beta:g}" if self.beta != 1 else "")
+        objective = {"iwae": f", IWAE with K = {self.iw_samples}", "tcvae": f", β-TCVAE with β = {self.beta:g}"}.get(
+            self.objective, f", β = {self.beta:g}" if self.beta != 1 else "")
         prior = "" if self.prior == "standard" else f", {self.prior} prior with {self.prior_components} components"
         return super().describe() + objective + prior
 
     def loss(self) -> Loss:
-        return IWAE(self.iw_samples) if self.objective == "iwae" else ELBO(self.beta)
+        if self.objective == "iwae":
+            return IWAE(self.iw_samples)
+        return BetaTCVAE(self.beta) if self.objective == "tcvae" else ELBO(self.beta)
 
 
 @dataclass

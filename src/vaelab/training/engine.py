@@ -240,6 +240,7 @@ class Trainer:
         torch.manual_seed(tc.seed)  # identical initial weights on every rank
         model = build_model(cfg.model, data.image_shape).to(ctx.device)
         loss = cfg.model.loss()
+        loss.prepare(len(data.train))
         not_copied = initialise_from(model, tc.init_from) if tc.init_from and not resume else []
         prec = precision.resolve(tc.precision, ctx.device)
 
