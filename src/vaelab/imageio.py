@@ -153,8 +153,6 @@ def _as_normalised(reduced, original_mode: str, peak):
 
 
 def _normalise(im, name: str) -> np.ndarray:
-    from PIL import Image
-
     if getattr(im, "n_frames", 1) > 1:
         im.seek(0)  # animated GIF/WebP/TIFF: the first frame
     mode = im.mode

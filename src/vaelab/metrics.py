@@ -47,10 +47,14 @@ def _out(values: torch.Tensor, as_numpy: bool):
     return values.cpu().numpy() if as_numpy else values
 
 
+def _mean_square(a: torch.Tensor, b: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    return ((a - b) / scale).pow(2).flatten(start_dim=1).mean(dim=1)
+
+
 def mse(a, b, scale: float = 1.0):
     """(N, C, H, W) pairs -> (N,) mean squared difference of (a − b)/scale."""
     a, b, as_numpy, _ = _pair(a, b)
-    return _out(((a - b) / scale).pow(2).flatten(start_dim=1).mean(dim=1), as_numpy)
+    return _out(_mean_square(a, b, scale), as_numpy)
 
 
 def psnr_from_mse(err, data_range: float = 1.0):
@@ -66,8 +70,7 @@ def psnr(a, b, data_range: float | None = None):
     """(N, C, H, W) pairs -> (N,) PSNR in dB (R = 255 for integer images, 1 for floats), capped at 100 dB."""
     ta, tb, as_numpy, default_range = _pair(a, b)
     R = default_range if data_range is None else float(data_range)
-    err = (ta - tb).pow(2).flatten(start_dim=1).mean(dim=1)
-    return _out(psnr_from_mse(err, R), as_numpy)
+    return _out(psnr_from_mse(_mean_square(ta, tb), R), as_numpy)
 
 
 def ssim_window_size(height: int, width: int, window: int = SSIM_WINDOW) -> int:

@@ -71,8 +71,10 @@ def destination(run_dir: Path, result: dict, split: str, overwrite: bool = False
     main = run_dir / metrics_filename(split)
     if overwrite:
         return main
-    existing = read_metrics_json(run_dir, split)
-    if existing is not None and any(new < old for new, old in zip(fullness(result), fullness(existing))):
+    # the stored evaluation counts only if it measured these very weights (hashed once, in result)
+    existing = read_metrics_json(run_dir, split, current_only=False)
+    same_weights = existing is not None and existing.get("run", {}).get("model_sha256") == result["run"]["model_sha256"]
+    if same_weights and any(new < old for new, old in zip(fullness(result), fullness(existing))):
         return run_dir / metrics_filename(split, partial=True)
     return main
 

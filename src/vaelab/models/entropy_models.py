@@ -51,13 +51,22 @@ class TableCoding:
     def tables(self, quality: float) -> CodingTables:
         raise NotImplementedError
 
+    def tables_at(self, quality: float) -> CodingTables:
+        """``tables(quality)``, built once per quality: the codec decodes a file in chunks, and a
+        mixture prior's tables cost a network pass. (An entropy model serves fixed weights; its
+        fingerprint assumes the same.)"""
+        cache = self.__dict__.setdefault("_tables_by_quality", {})
+        if quality not in cache:
+            cache[quality] = self.tables(quality)
+        return cache[quality]
+
     def compress_latents(self, y: np.ndarray, quality: float,
                          progress: Callable[[int], None] | None = None) -> list[bytes]:
-        return rangecoder.encode_images(self.tables(quality), y, progress)
+        return rangecoder.encode_images(self.tables_at(quality), y, progress)
 
     def decompress_latents(self, payloads: list[bytes], quality: float,
                            progress: Callable[[int], None] | None = None) -> np.ndarray:
-        return rangecoder.decode_images(self.tables(quality), payloads, progress)
+        return rangecoder.decode_images(self.tables_at(quality), payloads, progress)
 
 
 class NetworkEntropyModel(TableCoding):
@@ -102,7 +111,7 @@ class NetworkEntropyModel(TableCoding):
         return self.model.decode_mean(z)
 
     def steps(self, quality: float) -> np.ndarray:
-        return self.tables(quality).steps
+        return self.tables_at(quality).steps
 
     def pricer(self, x, quality: float):
         raise VaelabError("refining codes needs a rate–distortion model (conv-rd): only it prices a code in bits")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from ..distributions import LOG_2PI, DiagonalGaussian, discrete_log_prob
+from ..metrics import psnr_from_mse
 from .outputs import Output
 
 
@@ -77,6 +78,17 @@ class Loss:
     def __call__(self, output: Output, x: torch.Tensor, kl_weight: float = 1.0) -> LossTerms:
         raise NotImplementedError
 
+    def report(self, terms: LossTerms) -> dict[str, torch.Tensor]:
+        """Per-image numbers to log and evaluate: the parts, and what they add up to."""
+        return dict(terms.parts)
+
+
+class ELBOFamily(Loss):
+    """Losses whose parts are the ELBO's (reconstruction, KL): they also report the −ELBO."""
+
+    def report(self, terms: LossTerms) -> dict[str, torch.Tensor]:
+        return {"neg_elbo": terms.negative_elbo, **terms.parts}
+
 
 def kl_divergence(posterior: DiagonalGaussian, prior, z: torch.Tensor | None = None) -> torch.Tensor:
     """KL(q(z|x) ‖ p(z)) per image (B,).
@@ -115,7 +127,7 @@ def elbo(output: Output, x: torch.Tensor, beta: float = 1.0) -> LossTerms:
     return LossTerms(loss=reconstruction + beta * kl, parts={"reconstruction": reconstruction, "kl": kl})
 
 
-class ELBO(Loss):
+class ELBO(ELBOFamily):
     """The negative evidence lower bound with the KL weighted by β (β = 1: the VAE's ELBO)."""
 
     name = "elbo"
@@ -149,7 +161,7 @@ def total_correlation(posterior: DiagonalGaussian, z: torch.Tensor, dataset_size
     return log_qz - log_qz_product
 
 
-class BetaTCVAE(Loss):
+class BetaTCVAE(ELBOFamily):
     """−ELBO with the total correlation weighted extra (β-TCVAE, Chen et al. 2018):
 
         loss = reconstruction + w·(KL + (β − 1)·TC)
@@ -201,7 +213,7 @@ def iwae(output: Output, x: torch.Tensor) -> LossTerms:
     return LossTerms(loss=-bound, parts={"reconstruction": -bound - kl, "kl": kl})
 
 
-class IWAE(Loss):
+class IWAE(ELBOFamily):
     """The importance-weighted bound with K samples per image (Burda et al. 2015); no warm-up."""
 
     name = "iwae"
@@ -243,6 +255,10 @@ class RateDistortion(Loss):
         dist = distortion(output.likelihood.mean, x)
         loss = kl_weight * output.rate_bits + output.lmbda * dist
         return LossTerms(loss=loss, parts={"rate": output.rate_bits, "distortion": dist})
+
+    def report(self, terms: LossTerms) -> dict[str, torch.Tensor]:
+        """The rate and distortion, and each image's PSNR (what a codec's user reads)."""
+        return {**terms.parts, "psnr_db": psnr_from_mse(terms.parts["distortion"].double(), 255.0)}
 
     def __repr__(self) -> str:
         return "RateDistortion()"

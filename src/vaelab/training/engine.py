@@ -33,7 +33,7 @@ from ..data import BatchLoader, DataSplits, eval_batches, load_data
 from ..errors import VaelabError
 from ..fileio import remove_stale_temporaries
 from ..models import build_model, kl_warmup_weight
-from ..models.losses import Loss, LossTerms
+from ..models.losses import Loss
 from ..theory import make_optimizer, make_scheduler
 from ..weights import load_state, save_tensors
 from . import distributed, precision
@@ -124,18 +124,6 @@ def initialise_from(model: nn.Module, run_dir: str) -> list[str]:
     return sorted(set(target) - set(weights))
 
 
-def reported_terms(loss: Loss, terms: LossTerms) -> dict[str, torch.Tensor]:
-    """Per-image numbers a loss reports: its parts and what they add up to (−ELBO; a codec's PSNR)."""
-    out = dict(terms.parts)
-    if {"reconstruction", "kl"} <= set(out):
-        out = {"neg_elbo": terms.parts["reconstruction"] + terms.parts["kl"], **out}
-    if "distortion" in out:
-        from ..metrics import psnr_from_mse
-
-        out["psnr_db"] = psnr_from_mse(out["distortion"].double(), 255.0)
-    return out
-
-
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, loss: Loss, images: torch.Tensor, batch_size: int, device,
                   seed: int = 1234) -> dict[str, float]:
@@ -153,7 +141,7 @@ def evaluate_loss(model: nn.Module, loss: Loss, images: torch.Tensor, batch_size
         torch.manual_seed(seed)
         for x in eval_batches(images, batch_size, device):
             terms = loss(model(x, **loss.forward_options), x, 1.0)
-            for name, value in {"loss": terms.loss, **reported_terms(loss, terms)}.items():
+            for name, value in {"loss": terms.loss, **loss.report(terms)}.items():
                 totals[name] = totals.get(name, 0) + value.double().sum().cpu()
             n += x.shape[0]
     model.train(was_training)
