@@ -57,6 +57,10 @@ class DiagonalGaussian:
 
     rsample = sample
 
+    def reparameterise(self, eps: torch.Tensor) -> torch.Tensor:
+        """Latents z = μ + σ·ε for given standard normal noise ε (…, *batch, D)."""
+        return self.mean + self.std * eps
+
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log q(z) summed over the last axis; ``z`` may carry extra leading sample axes."""
         return -0.5 * ((z - self.mean) ** 2 / self.var + self.logvar + LOG_2PI).sum(dim=-1)

@@ -202,6 +202,25 @@ def test_early_stopping_counts_epochs_without_improvement(tmp_path, monkeypatch)
     assert result.final["best_epoch"] == 2
 
 
+def test_a_loss_may_pick_the_best_epoch_by_another_number(tmp_path, monkeypatch):
+    """FactorVAE's loss holds a noisy adversarial estimate; it ranks epochs by the −ELBO instead."""
+    from vaelab.models.losses import ELBO
+    from vaelab.training import engine
+
+    scores = iter([(5.0, 9.0), (3.0, 8.0), (4.0, 7.0), (0.0, 0.0)])   # (loss, −ELBO) per epoch, then the test
+    real = engine.evaluate_loss
+
+    def scripted(model, loss, images, batch_size, device, seed=1234):
+        out = real(model, loss, images[:8], batch_size, device, seed)
+        value, neg_elbo = next(scores)
+        return {**out, "loss": value, "neg_elbo": neg_elbo}
+
+    monkeypatch.setattr(engine, "evaluate_loss", scripted)
+    monkeypatch.setattr(ELBO, "selection", "neg_elbo")
+    result = train(config(epochs=3), tmp_path / "pick", progress=False)
+    assert result.final["best_epoch"] == 3                  # by the loss it would have been epoch 2
+
+
 def test_non_finite_loss_stops_with_a_diagnostic_and_keeps_the_checkpoint(tmp_path):
     cfg = config("mlp-vae", optimizer="sgd", lr=1e6, epochs=4)
     with pytest.raises(VaelabError) as err:

@@ -41,20 +41,6 @@ def tiny_config():
 
 
 @pytest.fixture
-def cli(capfd):
-    """Run ``vaelab ARGS`` in-process -> (exit status, stdout, stderr), at the file-descriptor level."""
-    from vaelab.cli import main
-
-    def run(*args):
-        capfd.readouterr()
-        status = main([str(a) for a in args])
-        captured = capfd.readouterr()
-        return status, captured.out, captured.err
-
-    return run
-
-
-@pytest.fixture
 def one_error_line():
     """``one_error_line(stderr)`` -> the single ``vaelab: error:`` line stderr must consist of."""
 

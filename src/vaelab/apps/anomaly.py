@@ -93,6 +93,9 @@ def check_score(model, kind: str) -> None:
         raise VaelabError(f"unknown anomaly score '{kind}'; choose {', '.join(SCORES)}")
     if kind in LIKELIHOOD_SCORES:
         require_variational(model, f"the '{kind}' score (a likelihood)")
+    if kind == "regret" and not model.refits_posterior:
+        raise VaelabError(f"the 'regret' score re-fits the posterior as one diagonal Gaussian, which a "
+                          f"{model.registry_name} model's posterior is not (use nll, elbo or complexity)")
 
 
 def score_table(model, images: np.ndarray, kinds, settings: ScoreSettings | None = None, *,

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..distributions import DiagonalGaussian, discrete_log_prob
+from ..errors import VaelabError
 from ..models.base import device_of
 from ..models.losses import kl_divergence, log_weights
 from ..models.outputs import decoded_output
@@ -46,14 +47,14 @@ def per_image_normal(images: np.ndarray, shape: tuple[int, ...], seed: int, devi
 
 
 def _log_weights(model, x: torch.Tensor, posterior: DiagonalGaussian, eps: torch.Tensor) -> torch.Tensor:
-    """(K, B) log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x) with z_k = μ + σ·ε_k, ε (K, B, D)."""
-    z = posterior.mean + posterior.std * eps                       # (K, B, D)
+    """(K, B) log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x), z_k the posterior's reparameterisation of ε_k (K, B, D)."""
+    z = posterior.reparameterise(eps)                              # (K, B, D)
     return log_weights(decoded_output(model, posterior, z), x, discrete=True)
 
 
 def _elbo(model, x: torch.Tensor, posterior: DiagonalGaussian, eps: torch.Tensor) -> torch.Tensor:
     """(B,) ELBO in nats: reconstruction averaged over the S samples ε (S, B, D), closed-form KL."""
-    output = decoded_output(model, posterior, posterior.mean + posterior.std * eps)   # S latents per image
+    output = decoded_output(model, posterior, posterior.reparameterise(eps))   # S latents per image
     return discrete_log_prob(output.likelihood, x).mean(dim=0) - kl_divergence(posterior, output.prior, output.z)
 
 
@@ -100,6 +101,9 @@ def likelihood_regret_bits(model, images: np.ndarray, steps: int = 100, lr: floa
     Carlo noise. If the re-fit did not help, the regret is 0.
     """
     require_variational(model, "the likelihood regret")
+    if not model.refits_posterior:
+        raise VaelabError(f"the likelihood regret re-fits the posterior as one diagonal Gaussian, which a "
+                          f"{model.registry_name} model's posterior is not")
     device = device_of(model)
     D = model.latent_dim
     out = []

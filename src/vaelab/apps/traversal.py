@@ -39,8 +39,12 @@ def kl_per_dim(model, images: np.ndarray, *, batch_size: int = BATCH_SIZE, progr
 
 
 def dims_by_kl(model, images: np.ndarray) -> np.ndarray:
-    """Latent dimension indices, most informative first (largest mean KL; ties by index)."""
-    return np.argsort(-kl_per_dim(model, images), kind="stable")
+    """Latent dimension indices, most informative first (largest mean KL; ties by index); the
+    coordinates the decoder reads come before any it does not (a hierarchical VAE's z₂)."""
+    kl = kl_per_dim(model, images)
+    read = np.zeros(len(kl), dtype=bool)
+    read[list(getattr(model, "decoded_dims", lambda: range(len(kl)))())] = True
+    return np.lexsort((-kl, ~read))
 
 
 def traversal_values(value_range: float = 3.0, steps: int = 9) -> np.ndarray:

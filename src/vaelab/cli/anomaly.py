@@ -75,7 +75,8 @@ def _kinds(model, requested) -> list[str]:
     from ..apps.anomaly import LIKELIHOOD_SCORES, check_score, score_names
 
     if "all" in requested:
-        return [k for k in score_names() if model.is_variational or k not in LIKELIHOOD_SCORES]
+        return [k for k in score_names() if (model.is_variational or k not in LIKELIHOOD_SCORES)
+                and (k != "regret" or model.refits_posterior)]
     kinds = list(dict.fromkeys(requested))
     for kind in kinds:
         check_score(model, kind)

@@ -4,7 +4,7 @@ A new model is one file (its class and config dataclass, ``@register_model``) an
 line here; docs/DEVELOPING.md walks through an example.
 """
 
-from . import ae, pixel, rd, vae  # noqa: F401  (registers the models)
+from . import ae, cond_vae, factor_vae, hvae, pixel, rd, vae, vq_vae  # noqa: F401  (registers the models)
 from .base import Model, device_of
 from .config import ModelConfig
 from .losses import ELBO, IWAE, LossTerms, RateDistortion, elbo, iwae, kl_warmup_weight, log_weights

@@ -31,6 +31,11 @@ class Model(nn.Module):
     """Base class: subclasses define ``_encode``, ``_decode`` (or a ``decoder``), ``forward`` and ``sample``."""
 
     is_variational = False
+    # The anomaly 'regret' score re-fits q(z|x) as a diagonal Gaussian: meaningful only for a model whose
+    # posterior is one (not a top-down hierarchy, a label-conditioned one or a discrete code).
+    refits_posterior = True
+    needs_labels = False       # True: trains on (image, label) pairs (training/labels.py)
+    distributed_training = True   # False: state a process updates on its own shard (a VQ codebook)
     registry_name = "?"
     # Buffers a model sets from its config rather than learns (a fine-tune keeps its own).
     config_tensors: tuple[str, ...] = ()
@@ -100,6 +105,16 @@ class Model(nn.Module):
         chol = torch.linalg.cholesky(cov).to(mean.dtype)
         eps = torch.randn((n, D), generator=generator, device=mean.device)
         return mean + temperature * eps @ chol.T
+
+    def auxiliary_parameters(self) -> list[nn.Parameter]:
+        """Parameters that the loss' own second optimiser trains and the main one must not (FactorVAE's
+        discriminator); saved with the model, stepped by ``loss.auxiliary_optimizer`` (models/losses.py)."""
+        return []
+
+    def decoded_dims(self) -> range:
+        """The latent coordinates ``decode`` reads (all of them, unless a model says otherwise): what
+        traversals and the explorer's sliders move first."""
+        return range(self.latent_dim)
 
     def entropy_model(self):
         """What the codec codes this model's latents with (models/entropy_models.py)."""

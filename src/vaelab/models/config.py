@@ -80,6 +80,14 @@ def likelihood_option():
                   choices=("bernoulli", "continuous-bernoulli", "gaussian"))
 
 
+def ar_kernel_option():
+    return option(5, "size of the first masked convolution (odd); how far back each pixel looks", min=3, max=15)
+
+
+def ar_layers_option():
+    return option(2, "masked layers of the autoregressive head (the first 'A', the rest 3×3 'B')", min=1, max=12)
+
+
 def dense_width_option():
     return option(256, "width of the dense layer between conv features and latent (0 = none)", min=0, max=65536)
 

@@ -119,16 +119,41 @@ class NetworkEntropyModel(TableCoding):
 
 class GaussianPriorEntropyModel(NetworkEntropyModel):
     """VAEs: send the posterior means under the discretised prior — N(0, I), or for a mixture prior
-    the Gaussian matching its moments, per dimension — with steps in units of its spread."""
+    the Gaussian matching its moments, per dimension — with steps in units of its spread.
+
+    ``sent_dims``: the coordinates worth sending when the decoder reads only some (a hierarchical
+    VAE's z₁); the others are not coded and come back as the prior's mean.
+    """
 
     name = "gaussian-prior"
 
-    def tables(self, quality: float) -> CodingTables:
+    def __init__(self, model, sent_dims=None):
+        super().__init__(model)
+        self._sent = None if sent_dims is None else np.asarray(list(sent_dims), dtype=np.int64)
+
+    def _prior(self) -> tuple[np.ndarray, np.ndarray]:
         mean, cov = self.model.latent_gaussian()
-        loc = mean.detach().cpu().double().numpy()
-        scale = np.sqrt(np.diagonal(cov.detach().cpu().double().numpy())).copy()
+        return mean.detach().cpu().double().numpy(), np.sqrt(np.diagonal(cov.detach().cpu().double().numpy())).copy()
+
+    def tables(self, quality: float) -> CodingTables:
+        loc, scale = self._prior()
+        if self._sent is not None:
+            loc, scale = loc[self._sent], scale[self._sent]
         density = FactorisedDensity("normal", {"loc": loc, "scale": scale})
         return coding_tables(density, scalar_step(quality) * scale)
+
+    def compress_latents(self, y: np.ndarray, quality: float,
+                         progress: Callable[[int], None] | None = None) -> list[bytes]:
+        return super().compress_latents(y if self._sent is None else y[:, self._sent], quality, progress)
+
+    def decompress_latents(self, payloads: list[bytes], quality: float,
+                           progress: Callable[[int], None] | None = None) -> np.ndarray:
+        sent = super().decompress_latents(payloads, quality, progress)
+        if self._sent is None:
+            return sent
+        full = np.repeat(self._prior()[0][None], len(sent), axis=0)
+        full[:, self._sent] = sent
+        return full
 
 
 class FittedGaussianEntropyModel(NetworkEntropyModel):

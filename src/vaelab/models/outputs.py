@@ -22,6 +22,7 @@ class Output:
     prior:      p(z) for VAEs, a distribution over (B, D) (``None`` for plain autoencoders)
     rate_bits:  rate–distortion models: −log₂ P(code) per image, (B,), in bits
     lmbda:      rate–distortion models: the distortion weight λ of each image's quality level, (B,)
+    discriminator_logits: FactorVAE: its discriminator's two logits (q(z), permuted) at ``z``, (…, 2)
     """
 
     x_hat: torch.Tensor
@@ -31,6 +32,7 @@ class Output:
     prior: Any = None
     rate_bits: torch.Tensor | None = None
     lmbda: torch.Tensor | None = None
+    discriminator_logits: torch.Tensor | None = None
 
 
 def decoded_output(model, posterior: DiagonalGaussian, z: torch.Tensor) -> Output:
@@ -44,3 +46,23 @@ def decoded_output(model, posterior: DiagonalGaussian, z: torch.Tensor) -> Outpu
     x_hat = x_hat.view(*lead, *x_hat.shape[1:])                      # (…, B, C, H, W)
     return Output(x_hat=x_hat, z=z, likelihood=model.likelihood(x_hat), posterior=posterior,
                   prior=model.prior(posterior.mean.shape[0]))
+
+
+@dataclass
+class VQOutput(Output):
+    """The Output of a VQ-VAE: also the code indices, the grids before and after quantisation and the prior's NLL per image."""
+
+    indices: torch.Tensor | None = None       # (B, h, w) int64 nearest codes
+    z_e: torch.Tensor | None = None           # (B, D, h, w) the encoder's grid before quantisation
+    z_q: torch.Tensor | None = None           # (B, D, h, w) its nearest codebook vectors
+    prior_nll: torch.Tensor | None = None     # (B,) −log p_prior(k) of the detached codes, nats
+
+
+@dataclass
+class LabelledOutput(Output):
+    """A cond-vae's Output: besides the generic fields, the classifier's logits, the labels the
+    latents were drawn under (the true ones in training), and q(z|x, y) over z alone."""
+
+    class_logits: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    z_posterior: DiagonalGaussian | None = None

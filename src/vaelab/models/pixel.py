@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from ..config import option
 from ..errors import VaelabError
 from ..theory import get_activation
-from .config import model_name
+from .config import ar_kernel_option, ar_layers_option, model_name
 from .conv import conv_backbones
 from .likelihoods import head_for
 from .registry import register_model
@@ -40,10 +40,8 @@ class PixelVAEConfig(ConvVAEConfig):
 
     name: str = model_name("pixel-vae")
     ar_features: int = option(32, "channels of the conditioning map and of the autoregressive head", min=1, max=512)
-    ar_kernel: int = option(5, "size of the first masked convolution (odd); how far back each pixel looks",
-                            min=3, max=15)
-    ar_layers: int = option(2, "masked layers of the autoregressive head (the first 'A', the rest 3×3 'B')",
-                            min=1, max=12)
+    ar_kernel: int = ar_kernel_option()
+    ar_layers: int = ar_layers_option()
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -156,6 +154,22 @@ class AutoregressiveBernoulli:
         return self._generate(torch.Generator(device=self.h.device).manual_seed(0))[1]
 
 
+def pixel_head(config, channels: int) -> AutoregressiveHead:
+    """The masked-convolution head a config asks for (``ar_features``, ``ar_kernel``, ``ar_layers``),
+    over binary pixels of ``channels`` channels; the decoder must then output ``ar_features`` maps."""
+    check_pixel_head(config)
+    return AutoregressiveHead(channels, config.ar_features, config.ar_kernel, config.ar_layers, config.activation)
+
+
+def check_pixel_head(config) -> None:
+    """Refuse, before anything is built, a pixel head over non-binary pixels or with an even kernel."""
+    if config.likelihood != "bernoulli":
+        raise VaelabError(f"{config.name} with a pixel head models binary pixels: use --likelihood bernoulli "
+                          "(with --binarize)")
+    if config.ar_kernel % 2 == 0:
+        raise VaelabError(f"model.ar_kernel must be odd, got {config.ar_kernel}")
+
+
 @register_model("pixel-vae", PixelVAEConfig)
 class PixelVAE(VAE):
     """Conv VAE whose decoder ends in a local autoregressive (masked-convolution) head."""
@@ -163,14 +177,11 @@ class PixelVAE(VAE):
     @classmethod
     def from_config(cls, config: PixelVAEConfig, image_shape):
         C, H, W = image_shape
-        if config.likelihood != "bernoulli":
-            raise VaelabError("pixel-vae models binary pixels: use --likelihood bernoulli (with --binarize)")
-        if config.ar_kernel % 2 == 0:
-            raise VaelabError(f"model.ar_kernel must be odd, got {config.ar_kernel}")
-        features = config.ar_features
-        backbones = conv_backbones(image_shape, config, cls.encoder_outputs(config), decoder_shape=(features, H, W))
+        check_pixel_head(config)
+        backbones = conv_backbones(image_shape, config, cls.encoder_outputs(config),
+                                   decoder_shape=(config.ar_features, H, W))
         model = cls(config, image_shape, *backbones, head_for(config, C))
-        model.ar_head = AutoregressiveHead(C, features, config.ar_kernel, config.ar_layers, config.activation)
+        model.ar_head = pixel_head(config, C)    # built last: the order the initial weights are drawn in
         return model
 
     def likelihood(self, x_hat: torch.Tensor) -> AutoregressiveBernoulli:

@@ -71,8 +71,9 @@ def _optimizer_from_json(state: dict) -> dict:
 
 
 def save_checkpoint(run_dir: Path, model, optimizer, scheduler, train_state: dict, rng: dict[str, torch.Tensor],
-                    config: dict | None = None) -> None:
-    """Write the checkpoint atomically; ``config`` (the run's config as a dict) lets a resume see edits."""
+                    config: dict | None = None, auxiliary=None) -> None:
+    """Write the checkpoint atomically; ``config`` (the run's config as a dict) lets a resume see edits;
+    ``auxiliary`` is the optimiser of the model's auxiliary parameters, when its loss trains some."""
     tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in model.state_dict().items()}
     optim_json = _split_state("optim", optimizer.state_dict(), tensors)
     sched_json = _split_state("sched", scheduler.state_dict(), tensors)
@@ -80,16 +81,20 @@ def save_checkpoint(run_dir: Path, model, optimizer, scheduler, train_state: dic
         tensors[f"rng.{name}"] = value
     record = {"format": CHECKPOINT_FORMAT, "state": _split_state("state", train_state, tensors), "optimizer": optim_json, "scheduler": sched_json,
               "rng": sorted(rng), **({"config": config} if config is not None else {})}
+    if auxiliary is not None:     # only then: the records of every other run stay as they were
+        record["auxiliary"] = _split_state("aux", auxiliary.state_dict(), tensors)
     meta = {"vaelab_checkpoint": json.dumps(record, sort_keys=True)}
     sha = save_tensors(run_dir / "checkpoint.safetensors", tensors, meta)
     atomic_write_json(run_dir / "checkpoint.json", {**record, "sha256": sha, "tensors": "checkpoint.safetensors"})
 
 
 def load_checkpoint(run_dir: Path) -> dict:
-    """-> {"model": state_dict, "optimizer": ..., "scheduler": ..., "state": ..., "rng": {...}, "config": dict | None}.
+    """-> {"model": state_dict, "optimizer": ..., "scheduler": ..., "state": ..., "rng": {...}, "config": dict | None,
+    "auxiliary": ... | None}.
 
     ``config`` is the run's config when the checkpoint was written (None for checkpoints of
-    vaelab before it was recorded)."""
+    vaelab before it was recorded); ``auxiliary`` the auxiliary optimiser's state (None when
+    the run has none, as every run before the auxiliary optimiser)."""
     path = run_dir / "checkpoint.safetensors"
     json_path = run_dir / "checkpoint.json"
     if not path.is_file():
@@ -118,6 +123,8 @@ def load_checkpoint(run_dir: Path) -> dict:
             "state": state,
             "rng": {name: tensors[f"rng.{name}"] for name in record["rng"]},
             "config": record["config"] if isinstance(record.get("config"), dict) else None,
+            "auxiliary": _optimizer_from_json(_join_state(record["auxiliary"], tensors))
+            if isinstance(record.get("auxiliary"), dict) else None,
         }
     except (KeyError, TypeError, AttributeError, ValueError, RecursionError):
         raise VaelabError("is inconsistent: its metadata names tensors it does not hold", path) from None

@@ -37,7 +37,9 @@ from ..models.losses import Loss
 from ..theory import make_optimizer, make_scheduler
 from ..weights import load_state, save_tensors
 from . import distributed, precision
+from .auxiliary import auxiliary_optimizer, auxiliary_step, load_auxiliary, main_parameters
 from .checkpoint import load_checkpoint, save_checkpoint
+from .labels import check_labels, split_labels
 from .metrics import MetricsLog, trim_after
 from .resume import check_resumable, config_changes
 
@@ -73,8 +75,9 @@ class LossModule(nn.Module):
         self.model = model
         self.loss = loss
 
-    def forward(self, x: torch.Tensor, kl_weight: float):
-        terms = self.loss(self.model(x, **self.loss.forward_options), x, kl_weight)
+    def forward(self, x: torch.Tensor, kl_weight: float, labels: torch.Tensor | None = None):
+        options = self.loss.forward_options if labels is None else {**self.loss.forward_options, "labels": labels}
+        terms = self.loss(self.model(x, **options), x, kl_weight)
         means = terms.means()
         return means["loss"], torch.stack(list(means.values()))
 
@@ -126,7 +129,7 @@ def initialise_from(model: nn.Module, run_dir: str) -> list[str]:
 
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, loss: Loss, images: torch.Tensor, batch_size: int, device,
-                  seed: int = 1234) -> dict[str, float]:
+                  seed: int = 1234, labels: torch.Tensor | None = None) -> dict[str, float]:
     """Means over a split, with fixed noise: the loss (weights as in training, no warm-up) and what it reports.
 
     For an ELBO: ``loss``, ``neg_elbo``, ``reconstruction``, ``kl`` (nats/image); for the
@@ -139,13 +142,24 @@ def evaluate_loss(model: nn.Module, loss: Loss, images: torch.Tensor, batch_size
     n = 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for x in eval_batches(images, batch_size, device):
-            terms = loss(model(x, **loss.forward_options), x, 1.0)
+        for i, x in enumerate(eval_batches(images, batch_size, device)):
+            options = loss.forward_options
+            if labels is not None:   # a label-conditioned model scores each image under its own label
+                options = {**options, "labels": labels[i * batch_size:i * batch_size + x.shape[0]].to(device)}
+            terms = loss(model(x, **options), x, 1.0)
             for name, value in {"loss": terms.loss, **loss.report(terms)}.items():
                 totals[name] = totals.get(name, 0) + value.double().sum().cpu()
             n += x.shape[0]
     model.train(was_training)
     return {name: float(total) / max(n, 1) for name, total in totals.items()}
+
+
+def evaluate_split(model: nn.Module, loss: Loss, split, batch_size: int, device) -> dict[str, float]:
+    """:func:`evaluate_loss` on a split, under its labels for a model that trains on them."""
+    labels = split_labels(model, split)
+    extra = {} if labels is None else {"labels": labels}   # the plain call for every other model
+    return evaluate_loss(model, loss, split.images, batch_size, device, **extra)
+
 
 
 @dataclass
@@ -165,6 +179,7 @@ class Setup:
     precision: str
     log: MetricsLog
     not_copied: list[str]
+    auxiliary: torch.optim.Optimizer | None = None   # the loss' optimiser of model.auxiliary_parameters()
 
     @property
     def steps_per_epoch(self) -> int:
@@ -237,12 +252,17 @@ class Trainer:
         if batch < ctx.world_size or batch > len(data.train):
             raise VaelabError(f"batch size {tc.batch_size} does not fit {len(data.train)} training images "
                               f"over {ctx.world_size} process(es)")
+        check_labels(model, data, cfg.data.name)
         loader = BatchLoader(data.train.images, batch, shuffle=tc.optimizer != "gd", seed=tc.seed,
                              binarize=cfg.data.binarize == "dynamic", rank=ctx.rank, world_size=ctx.world_size,
-                             device=ctx.device)
+                             device=ctx.device, labels=split_labels(model, data.train))
         total_steps = tc.epochs * len(loader)
         extra = {"momentum": tc.momentum} if tc.optimizer == "sgd" else {}
-        optimizer = make_optimizer(tc.optimizer, model.parameters(), tc.lr, weight_decay=tc.weight_decay, **extra)
+        optimizer = make_optimizer(tc.optimizer, main_parameters(model), tc.lr, weight_decay=tc.weight_decay, **extra)
+        auxiliary = auxiliary_optimizer(model, loss, ctx)
+        if ctx.distributed and not model.distributed_training:
+            raise VaelabError(f"the {model.registry_name} model updates state on each process's own batches, which "
+                              "distributed training would split; train it on one process")
         scheduler = make_scheduler(optimizer, tc.schedule, total_steps, tc.warmup_steps)
         scaler = precision.grad_scaler(prec, ctx.device)
 
@@ -254,6 +274,7 @@ class Trainer:
                 changes = check_resumable(config_changes(ck["config"], to_dict(cfg)))
             load_state(model, ck["model"], run_dir / runs.CHECKPOINT_FILE)
             self._load_optimiser(optimizer, scheduler, ck)
+            load_auxiliary(auxiliary, ck, run_dir / runs.CHECKPOINT_FILE)
             state = TrainState.from_checkpoint(ck["state"])
         log = MetricsLog(run_dir / runs.METRICS_FILE, enabled=ctx.is_main)
         if ctx.is_main:
@@ -277,7 +298,7 @@ class Trainer:
         if ctx.distributed:
             net = nn.parallel.DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
         return Setup(ctx, data, model, loss, net, optimizer, scheduler, scaler, loader, batch, prec, log,
-                     not_copied), state, resume
+                     not_copied, auxiliary), state, resume
 
     def _load_optimiser(self, optimizer, scheduler, ck: dict) -> None:
         """The optimiser's and schedule's saved state, then this config's learning rate (a resume may change it)."""
@@ -337,16 +358,17 @@ class Trainer:
         s.model.train()
         kl_warmup_steps = int(tc.kl_warmup_epochs * s.steps_per_epoch)
         check_every_step = ctx.device.type == "cpu" or tc.nan_policy == "skip"
-        params = [p for p in s.model.parameters() if p.requires_grad]
+        params = [p for p in main_parameters(s.model) if p.requires_grad]
         window = torch.zeros(len(names), device=ctx.device)
         epoch_sum = torch.zeros(len(names), device=ctx.device)
         window_steps, epoch_steps = 0, 0
         window_start = time.perf_counter()
         for x in s.loader:
+            x, labels = x if isinstance(x, tuple) else (x, None)   # (images, labels) for a cond-vae
             step = state.step
             kl_weight = kl_warmup_weight(step, kl_warmup_steps)
             with precision.autocast(s.precision, ctx.device):
-                loss, terms = s.net(x, kl_weight)
+                loss, terms = s.net(x, kl_weight, labels)
             if check_every_step or (step + 1) % tc.log_every == 0:
                 if not self._finite(ctx, loss):
                     if self._non_finite(s, state, epoch, terms, "loss"):
@@ -364,6 +386,8 @@ class Trainer:
             s.scaler.step(s.optimizer)
             s.scaler.update()
             s.scheduler.step()
+            if s.auxiliary is not None:
+                auxiliary_step(s.model, s.loss, s.auxiliary, x)
             state.step = step + 1
             detached = terms.detach().float()
             window += detached
@@ -389,9 +413,8 @@ class Trainer:
         """Validate, keep the best weights, checkpoint; True when training should stop now."""
         tc, ctx, run_dir = self.config.train, s.ctx, self.run_dir
         names = ("loss", *s.loss.parts)
-        val = evaluate_loss(s.model, s.loss, s.data.val.images, tc.eval_batch_size, ctx.device) \
-            if len(s.data.val) else {}
-        score = val.get("loss", train_means[0])
+        val = evaluate_split(s.model, s.loss, s.data.val, tc.eval_batch_size, ctx.device) if len(s.data.val) else {}
+        score = val.get(s.loss.selection, val.get("loss")) if val else train_means[0]
         improved = score < state.best_val
         if improved:
             state.best_val, state.best_epoch, state.bad_epochs = score, epoch + 1, 0
@@ -410,7 +433,7 @@ class Trainer:
             if improved:
                 save_tensors(run_dir / runs.MODEL_FILE, s.model.state_dict(), runs.model_metadata(s.model))
             save_checkpoint(run_dir, s.model, s.optimizer, s.scheduler, dataclasses.asdict(state), {},
-                            config=to_dict(self.config))
+                            config=to_dict(self.config), auxiliary=s.auxiliary)
             bar.set_postfix(loss=f"{train_means[0]:.2f}", val=f"{score:.2f}")
         distributed.barrier(ctx)
         if state.epoch < tc.min_epochs:
@@ -442,7 +465,7 @@ class Trainer:
             best = runs.load_model(run_dir, device=str(s.ctx.device)) if (run_dir / runs.MODEL_FILE).exists() \
                 else s.model
             if len(s.data.test):
-                test = evaluate_loss(best, s.loss, s.data.test.images, tc.eval_batch_size, s.ctx.device)
+                test = evaluate_split(best, s.loss, s.data.test, tc.eval_batch_size, s.ctx.device)
                 final = {f"test_{k}": v for k, v in test.items()}
             final.update({"event": "final", "epoch": state.epoch, "step": state.step,
                           "best_epoch": state.best_epoch, "seconds": state.elapsed,

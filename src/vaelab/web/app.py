@@ -132,7 +132,7 @@ def create_app(runs: Sequence[ExplorerRun], *, max_upload_bytes: int = MAX_UPLOA
     def samples(run: RunKey, body: schemas.SampleRequest):
         explorer = lookup(run)
         seed = body.seed if body.seed is not None else secrets.randbelow(2**32)
-        images = explorer.sample(body.n, body.temperature, seed)
+        images = explorer.sample(body.n, body.temperature, seed, body.label)
         return {"images": [png_url(img) for img in images], "seed": seed}
 
     # -- sliders ---------------------------------------------------------------------------

@@ -158,6 +158,7 @@ class ExplorerRun:
 
         self.run = open_run(self.run_dir)
         self.model, self.config = self.run.model, self.run.config
+        self.model.latent_gaussian()     # a model without a Gaussian latent (vq-vae) refuses before any work
         self.records = read_metrics(self.run_dir / METRICS_FILE)
 
     def _prepare_data(self) -> None:
@@ -222,7 +223,13 @@ class ExplorerRun:
         return {"id": index, "name": self.name, "model": cfg.model.name, "data": cfg.data.name,
                 "latent_dim": self.model.latent_dim, "image_shape": list(self.model.image_shape),
                 "is_variational": bool(self.model.is_variational), "test_images": len(self.images),
-                "test_neg_elbo": final.get("test_neg_elbo")}
+                "test_neg_elbo": final.get("test_neg_elbo"), "label_conditioned": self.label_conditioned}
+
+    @property
+    def label_conditioned(self) -> bool:
+        from ..apps.sampling import is_label_conditioned
+
+        return is_label_conditioned(self.model)
 
     def final_metrics(self) -> dict[str, Any]:
         final = next((r for r in reversed(self.records) if r.get("event") == "final"), {})
@@ -248,12 +255,14 @@ class ExplorerRun:
         label = int(self.labels[index])
         return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
 
-    def sample(self, n: int, temperature: float, seed: int) -> np.ndarray:
-        """(n, C, H, W) uint8 new images from the prior at ``temperature``."""
+    def sample(self, n: int, temperature: float, seed: int, label: int | None = None) -> np.ndarray:
+        """(n, C, H, W) uint8 new images from the prior at ``temperature``; a label-conditioned model's
+        of class ``label`` (the same seed gives the same z under every label: the Classes panel)."""
         from ..apps.sampling import sample_images
 
         with inference():
-            return np.asarray(sample_images(self.model, n, temperature=temperature, seed=seed, mean=True))
+            return np.asarray(sample_images(self.model, n, temperature=temperature, seed=seed, mean=True,
+                                            label=label))
 
     def decode(self, z: list[float]) -> np.ndarray:
         """One latent code (D numbers) -> (C, H, W) uint8 image E[x|z]: the sliders' hot path."""

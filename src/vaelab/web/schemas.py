@@ -30,6 +30,8 @@ class RunSummary(BaseModel):
     is_variational: bool
     test_images: int = Field(description="test images served (map points, thumbnails, galleries)")
     test_neg_elbo: float | None = Field(description="−ELBO on the test set in nats per image, if recorded")
+    label_conditioned: bool = Field(False, description="the model generates under a class label (cond-vae): "
+                                                       "samples take a `label`, the page shows the Classes panel")
 
 
 class RunList(BaseModel):
@@ -78,6 +80,8 @@ class SampleRequest(StrictBody):
     n: int = Field(36, ge=1, le=MAX_SAMPLES, description="how many images")
     temperature: float = Field(1.0, gt=0.0, le=3.0, description="scales the prior's standard deviation")
     seed: int | None = Field(None, ge=0, lt=2**32, description="omit for a fresh grid on every call")
+    label: int | None = Field(None, ge=0, lt=1000, description="label-conditioned runs: the class to generate "
+                                                             "(omit to draw it from p(y))")
 
 
 class ImageList(BaseModel):

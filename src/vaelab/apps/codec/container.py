@@ -48,7 +48,8 @@ MAX_DECODED_BYTES = 1 << 30  # pixels (bytes of uint8) a file may decode to, all
 MIN_STREAM_BYTES = 1        # the shortest bitstream the encoder writes (api.compress pads b"" to b"\0")
 
 # coder byte -> name; the name tells the decoder which density family the model must provide
-CODERS = {1: "rate-distortion", 2: "gaussian-prior", 3: "fitted-gaussian", 4: "pca", 5: "rate-distortion-context"}
+CODERS = {1: "rate-distortion", 2: "gaussian-prior", 3: "fitted-gaussian", 4: "pca", 5: "rate-distortion-context",
+          6: "vq-codebook"}
 CODER_IDS = {name: code for code, name in CODERS.items()}
 
 _FIXED = struct.Struct("<3sBB8sf")  # magic, version, coder, fingerprint, quality

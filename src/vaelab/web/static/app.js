@@ -13,6 +13,7 @@ const state = {
   panel: "samples",
   loaded: {},        // panel -> run id it was last filled for
   sampleSeed: null,
+  classSeed: null,   // the Classes panel's codes: kept while the class changes
   latent: null,      // /latent of the current run
   z: null,           // the sliders' code (array of latent_dim numbers)
   decoding: false,   // a decode request is in flight
@@ -110,7 +111,7 @@ function setupTabs() {
   for (const tab of tabs()) {
     tab.addEventListener("click", () => showPanel(tab.dataset.panel));
     tab.addEventListener("keydown", (event) => {
-      const all = tabs();
+      const all = tabs().filter((t) => !t.hidden);  // the Classes tab only for label-conditioned runs
       const i = all.indexOf(tab);
       const moves = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: all.length - 1 };
       if (event.key in moves) {
@@ -126,11 +127,14 @@ async function selectRun(id) {
   const run = state.runs.find((r) => r.id === Number(id));
   // Everything about the run arrives before any panel may use it.
   const details = await api(`/api/runs/${run.id}`);
-  Object.assign(state, { run, details, loaded: {}, latent: null, z: null, sampleSeed: null,
+  Object.assign(state, { run, details, loaded: {}, latent: null, z: null, sampleSeed: null, classSeed: null,
                          interp: { a: 0, b: Math.min(1, run.test_images - 1), next: "a" } });
   $("run-select").value = String(run.id);
   $("run-summary").textContent = `${run.model} on ${run.data} · latent ${run.latent_dim} · images ` +
     `${run.image_shape.join("×")}` + (run.test_neg_elbo !== null ? ` · test −ELBO ${run.test_neg_elbo.toFixed(1)} nats` : "");
+  $("tab-classes").hidden = !run.label_conditioned;
+  if (!run.label_conditioned && state.panel === "classes") state.panel = "samples";
+  fillClassPicker();
   document.body.dataset.run = String(run.id);  // tells tests and screenshots the page is ready
   showPanel(state.panel);
 }
@@ -162,6 +166,26 @@ async function loadSamples(fresh = true) {
     const grid = $("samples-grid");
     grid.replaceChildren(...result.images.map((src, i) => pixImage(src, `sample ${i + 1}`)));
     grid.dataset.seed = String(result.seed);
+  });
+}
+
+// -- Classes (label-conditioned runs) ----------------------------------------------------------
+function fillClassPicker() {
+  const names = (state.details && state.details.class_names) || [];
+  $("class-pick").replaceChildren(...names.map((name, k) => el("option", { value: String(k), text: `${k}: ${name}` })));
+}
+
+// One seed per set of codes: a new class re-decodes the same z; "New codes" draws others.
+async function loadClasses(fresh = true) {
+  await guarded("classes", async () => {
+    const label = Number($("class-pick").value);
+    const seed = fresh || state.classSeed === null ? null : state.classSeed;
+    const result = await postJSON(runUrl("/samples"), { n: 16, temperature: 1, seed, label });
+    state.classSeed = result.seed;
+    const grid = $("class-grid");
+    grid.replaceChildren(...result.images.map((src, i) => pixImage(src, `${labelName(label)} sample ${i + 1}`)));
+    grid.dataset.seed = String(result.seed);
+    grid.dataset.label = String(label);
   });
 }
 
@@ -526,7 +550,7 @@ function svgText(x, y, text, color) {
 }
 
 // -- wiring ----------------------------------------------------------------------------------
-const LOADERS = { samples: () => loadSamples(true), sliders: loadSliders, map: loadMap,
+const LOADERS = { samples: () => loadSamples(true), classes: () => loadClasses(true), sliders: loadSliders, map: loadMap,
                   interpolate: loadInterpolate, upload: async () => {}, run: loadRun };
 
 function wireControls() {
@@ -536,6 +560,9 @@ function wireControls() {
   });
   $("samples-temperature").addEventListener("change", () => loadSamples(false));
   $("samples-count").addEventListener("change", () => loadSamples(false));
+
+  $("class-pick").addEventListener("change", () => loadClasses(false));
+  $("class-new").addEventListener("click", () => loadClasses(true));
 
   $("slider-centre").addEventListener("click", () => { state.z = state.latent.origin.slice(); syncSliders(); decodeNow(); });
   $("slider-random-prior").addEventListener("click", () => {
