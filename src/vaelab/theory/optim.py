@@ -302,13 +302,6 @@ _ALLOWED_OPTIONS = {
 }
 
 
-def _adam_kernel(params: list) -> dict:
-    """``fused=True`` where torch has Adam's fused kernel (float parameters on CPU or CUDA), else ``foreach``."""
-    tensors = [p for group in params for p in (group["params"] if isinstance(group, dict) else [group])]
-    fusable = all(t.is_floating_point() and t.device.type in ("cpu", "cuda") for t in tensors)
-    return {"fused": True} if fusable else {"foreach": True}
-
-
 def make_optimizer(
     name: str,
     params: Iterable[torch.Tensor] | Iterable[dict],
@@ -327,9 +320,7 @@ def make_optimizer(
       ``betas``, ``eps``, ``amsgrad``.
 
     ``weight_decay`` λ ≥ 0 adds λθ to the gradient (decoupled for AdamW). The multi-tensor
-    (``foreach``) implementations are requested: one call updates all parameters; for Adam on
-    CPUs and CUDA GPUs the fused kernel, one pass over each parameter's memory (on the conv VAE,
-    one CPU thread, the ``foreach`` step took 8 of a 51 ms training step).
+    (``foreach``) implementations are requested: one fused call updates all parameters.
     Raises :class:`VaelabError` for unknown names, options or invalid numbers.
     """
     key = str(name).strip().lower()
@@ -343,7 +334,7 @@ def make_optimizer(
     if unknown:
         allowed = ", ".join(sorted(_ALLOWED_OPTIONS[key])) or "none"
         raise VaelabError(f"optimizer {key!r} has no option {', '.join(sorted(unknown))} (options: {allowed})")
-    params = [{**p, "params": list(p["params"])} if isinstance(p, dict) else p for p in params]
+    params = list(params)
     if not params:
         raise VaelabError("the optimizer got no parameters to train")
     try:
@@ -353,6 +344,6 @@ def make_optimizer(
             options.setdefault("momentum", 0.0)
             return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, foreach=True, **options)
         cls = torch.optim.Adam if key == "adam" else torch.optim.AdamW
-        return cls(params, lr=lr, weight_decay=weight_decay, **_adam_kernel(params), **options)
+        return cls(params, lr=lr, weight_decay=weight_decay, foreach=True, **options)
     except ValueError as exc:  # torch's own validation (e.g. betas outside [0, 1))
         raise VaelabError(f"invalid setting for optimizer {key!r}: {exc}") from exc

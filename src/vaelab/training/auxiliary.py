@@ -17,7 +17,6 @@ import torch.nn as nn
 from ..errors import VaelabError
 from ..models.losses import Loss
 from . import distributed
-from .checkpoint import match_state_layouts
 
 
 def main_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -61,6 +60,5 @@ def load_auxiliary(optimizer: torch.optim.Optimizer | None, ck: dict, source: Pa
                           "train a new run", source)
     try:
         optimizer.load_state_dict(saved)
-        match_state_layouts(optimizer)
     except (ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise VaelabError(f"auxiliary optimiser state does not fit this run's model ({exc})", source) from None

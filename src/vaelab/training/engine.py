@@ -38,7 +38,7 @@ from ..theory import make_optimizer, make_scheduler
 from ..weights import load_state, save_tensors
 from . import distributed, precision
 from .auxiliary import auxiliary_optimizer, auxiliary_step, load_auxiliary, main_parameters
-from .checkpoint import load_checkpoint, match_state_layouts, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .labels import check_labels, split_labels
 from .metrics import MetricsLog, trim_after
 from .resume import check_resumable, config_changes
@@ -246,7 +246,6 @@ class Trainer:
         loss.prepare(len(data.train))
         not_copied = initialise_from(model, tc.init_from) if tc.init_from and not resume else []
         prec = precision.resolve(tc.precision, ctx.device)
-        model = model.to(memory_format=precision.memory_format(prec, ctx.device, model))
 
         batch = len(data.train) if tc.optimizer == "gd" else tc.batch_size
         batch -= batch % ctx.world_size
@@ -311,7 +310,6 @@ class Trainer:
                               "change of optimiser, or train a new run", source)
         try:
             optimizer.load_state_dict(ck["optimizer"])
-            match_state_layouts(optimizer)
             scheduler.load_state_dict(ck["scheduler"])
         except (ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise VaelabError(f"optimiser state does not fit this run's config ({exc})", source) from None

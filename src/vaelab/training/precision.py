@@ -49,16 +49,3 @@ def grad_scaler(precision: str, device: torch.device):
     """A gradient scaler for fp16 (bf16 and fp32 need none)."""
     enabled = precision == "fp16"
     return torch.amp.GradScaler(device.type, enabled=enabled)
-
-
-def memory_format(precision: str, device: torch.device, model: torch.nn.Module) -> torch.memory_format:
-    """channels-last for a convolutional model trained in bf16 on a CPU, else the default layout.
-
-    oneDNN's bf16 convolutions run on NHWC; with NCHW tensors every convolution reorders its
-    input and weights first. Measured on the conv VAE (one thread): bf16 alone ×1.39 over fp32,
-    bf16 + channels-last ×1.53. In fp32 channels-last was 15 % slower, so it stays off there.
-    """
-    has_conv = any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in model.modules())
-    if precision == "bf16" and device.type == "cpu" and has_conv:
-        return torch.channels_last
-    return torch.contiguous_format
