@@ -38,13 +38,8 @@ class DiagonalGaussian:
         zeros = torch.zeros(shape, device=device, dtype=dtype)
         return cls(zeros, zeros)
 
-    @property
-    def std(self) -> torch.Tensor:
-        return torch.exp(0.5 * self.logvar)
-
-    @property
-    def var(self) -> torch.Tensor:
-        return torch.exp(self.logvar)
+    std = property(lambda self: torch.exp(0.5 * self.logvar), doc="σ = exp(½ log σ²)")
+    var = property(lambda self: torch.exp(self.logvar), doc="σ² = exp(log σ²)")
 
     def mode(self) -> torch.Tensor:
         return self.mean

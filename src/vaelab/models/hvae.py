@@ -178,13 +178,7 @@ class TopDownPosterior:
         self.mean = torch.cat([top.mean, along_mean.mean], dim=-1)
         self.logvar = torch.cat([top.logvar, along_mean.logvar], dim=-1)
 
-    @property
-    def std(self) -> torch.Tensor:
-        return torch.exp(0.5 * self.logvar)
-
-    @property
-    def var(self) -> torch.Tensor:
-        return torch.exp(self.logvar)
+    std, var = DiagonalGaussian.std, DiagonalGaussian.var     # of the mean path, from its log-variances
 
     def bottom(self, z2: torch.Tensor) -> DiagonalGaussian:
         """q(z₁ | x, z₂) for top latents (…, B, D₂): the prior's prediction, corrected from the features."""
