@@ -228,12 +228,24 @@ def test_the_usage_table_is_the_integer_rounding_of_the_cluster_shares():
     assert table[2] == round(0.75 * (1 << 16)) and table[3] == round(0.25 * (1 << 16))
 
 
-def test_bad_settings_and_a_gaussian_latent_are_refused_in_one_line():
+def test_bad_settings_are_refused_in_one_line():
     with pytest.raises(VaelabError) as err:
         from_dict(ModelConfig, {"name": "vq-vae", "codebook_size": 1})
     assert "\n" not in str(err.value)
-    with pytest.raises(VaelabError, match="discrete latent"):
-        make().latent_gaussian()
+
+
+def test_the_latent_gaussian_has_the_moments_of_codes_drawn_by_the_usage_table():
+    model = make()
+    with torch.no_grad():
+        model.quantizer.usage.copy_(torch.tensor([5, 1, 1, 30, 2, 8, 1, 12]))
+    mean, cov = model.latent_gaussian()
+    g = torch.Generator().manual_seed(0)
+    usage = model.quantizer.usage.double()
+    h, w = model.grid
+    picks = torch.multinomial(usage / usage.sum(), 200_000 * h * w, replacement=True, generator=g).view(-1, h, w)
+    draws = model.indices_to_latent(picks).double()                               # every position independent
+    assert torch.allclose(draws.mean(0), mean.double(), atol=0.01)
+    assert torch.allclose(torch.cov(draws.T), cov.double(), atol=0.02)
 
 
 def test_it_trains_samples_and_evaluates(tmp_path):

@@ -411,9 +411,26 @@ class VQVAE(Model):
         """n images E[x|z] with the code grid drawn from the prior by ancestral sampling."""
         return self.decode_mean(self.sample_latents(n, generator, temperature))
 
-    def latent_gaussian(self):
-        raise VaelabError("a vq-vae model has a discrete latent (codebook indices), not a Gaussian one: traversals, "
-                          "latent maps and the explorer need one")
+    @torch.no_grad()
+    def latent_gaussian(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Gaussian matching the moments of the code the codec assumes: every position independent,
+        its codebook vector drawn by the code-usage table. Mean (L,), covariance (L, L) = C ⊗ I over
+        the flattened (D, h, w) grid, C the usage-weighted covariance of the codebook vectors.
+
+        What the explorer's sliders and traversals move along (the decoder takes any vector, so they
+        show it between codes); sampling still draws whole grids from the PixelCNN. Computed on the
+        CPU in float64 from buffers, so it is the same wherever the model lives.
+        """
+        weights = self.quantizer.usage.detach().cpu().double()
+        weights = weights / weights.sum()
+        codes = self.quantizer.codebook.detach().cpu().double()                   # (K, D)
+        mean_code = weights @ codes
+        centred = codes - mean_code
+        code_cov = (centred.T * weights) @ centred                                 # (D, D)
+        positions = self.grid[0] * self.grid[1]
+        mean = mean_code.repeat_interleave(positions)
+        cov = torch.kron(code_cov, torch.eye(positions, dtype=torch.float64))
+        return mean.float().to(self.device), cov.float().to(self.device)
 
     def entropy_model(self) -> VQEntropyModel:
         """Codes the grid's indices under the saved integer code-usage table."""
