@@ -25,7 +25,7 @@ from .common import generator
 
 def is_label_conditioned(model) -> bool:
     """Whether the model generates under a class label (it declares ``needs_labels``)."""
-    return bool(getattr(model, "needs_labels", False))
+    return bool(model.needs_labels)
 
 
 def _is_number(text: str) -> bool:

@@ -39,12 +39,16 @@ def kl_per_dim(model, images: np.ndarray, *, batch_size: int = BATCH_SIZE, progr
 
 
 def dims_by_kl(model, images: np.ndarray) -> np.ndarray:
-    """Latent dimension indices, most informative first (largest mean KL; ties by index); the
-    coordinates the decoder reads come before any it does not (a hierarchical VAE's z₂)."""
-    kl = kl_per_dim(model, images)
-    read = np.zeros(len(kl), dtype=bool)
-    read[list(getattr(model, "decoded_dims", lambda: range(len(kl)))())] = True
-    return np.lexsort((-kl, ~read))
+    """Latent dimension indices, most informative first (largest mean KL; ties by index): :func:`dims_by_score`."""
+    return dims_by_score(model, kl_per_dim(model, images))
+
+
+def dims_by_score(model, scores: np.ndarray) -> np.ndarray:
+    """Indices by ``scores`` (D,), largest first, ties by index; the coordinates the decoder reads come
+    before any it does not (a hierarchical VAE's z₂)."""
+    read = np.zeros(len(scores), dtype=bool)
+    read[list(model.decoded_dims())] = True
+    return np.lexsort((-np.asarray(scores), ~read))
 
 
 def traversal_values(value_range: float = 3.0, steps: int = 9) -> np.ndarray:

@@ -35,7 +35,6 @@ class Model(nn.Module):
     # posterior is one (not a top-down hierarchy, a label-conditioned one or a discrete code).
     refits_posterior = True
     needs_labels = False       # True: trains on (image, label) pairs (training/labels.py)
-    distributed_training = True   # False: state a process updates on its own shard (a VQ codebook)
     registry_name = "?"
     # Buffers a model sets from its config rather than learns (a fine-tune keeps its own).
     config_tensors: tuple[str, ...] = ()
@@ -110,6 +109,13 @@ class Model(nn.Module):
         """Parameters that the loss' own second optimiser trains and the main one must not (FactorVAE's
         discriminator); saved with the model, stepped by ``loss.auxiliary_optimizer`` (models/losses.py)."""
         return []
+
+    @property
+    def distributed_training(self) -> bool:
+        """Whether DDP can train it: not when state is updated outside the gradient step — a second
+        optimiser's parameters (whose step runs outside DDP, so the processes' copies would drift
+        apart), or a VQ codebook each process would move on its own shard (vq-vae says False)."""
+        return not self.auxiliary_parameters()
 
     def decoded_dims(self) -> range:
         """The latent coordinates ``decode`` reads (all of them, unless a model says otherwise): what

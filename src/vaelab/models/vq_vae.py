@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from ..coding.density import CodingTables
 from ..config import option
+from ..distributions import GaussianMixture
 from ..errors import VaelabError
 from ..theory import get_activation
 from .base import Model
@@ -421,12 +422,12 @@ class VQVAE(Model):
         show it between codes); sampling still draws whole grids from the PixelCNN. Computed on the
         CPU in float64 from buffers, so it is the same wherever the model lives.
         """
-        weights = self.quantizer.usage.detach().cpu().double()
-        weights = weights / weights.sum()
         codes = self.quantizer.codebook.detach().cpu().double()                   # (K, D)
-        mean_code = weights @ codes
-        centred = codes - mean_code
-        code_cov = (centred.T * weights) @ centred                                 # (D, D)
+        # one position's code: the codebook vectors as a mixture of point masses (a variance floor of
+        # e⁻³⁰) weighted by the usage table
+        usage = self.quantizer.usage.detach().cpu().double()
+        points = GaussianMixture(codes, torch.full_like(codes, -30.0), usage.log())
+        mean_code, code_cov = points.moments()
         positions = self.grid[0] * self.grid[1]
         mean = mean_code.repeat_interleave(positions)
         cov = torch.kron(code_cov, torch.eye(positions, dtype=torch.float64))

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from ..errors import VaelabError
 from ..models.losses import Loss
-from . import distributed
+from .checkpoint import load_optimizer_state
 
 
 def main_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -25,14 +25,12 @@ def main_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if id(p) not in auxiliary]
 
 
-def auxiliary_optimizer(model: nn.Module, loss: Loss, ctx: distributed.Context) -> torch.optim.Optimizer | None:
-    """The loss' optimiser of the model's auxiliary parameters (None when there are none)."""
+def auxiliary_optimizer(model: nn.Module, loss: Loss) -> torch.optim.Optimizer | None:
+    """The loss' optimiser of the model's auxiliary parameters (None when there are none). Such a model
+    trains on one process only (``Model.distributed_training``: the step runs outside DDP)."""
     params = list(model.auxiliary_parameters())
     if not params:
         return None
-    if ctx.distributed:   # its step runs outside DDP, so the processes' copies would drift apart
-        raise VaelabError(f"the {model.registry_name} model trains a second set of parameters, which distributed "
-                          "training does not support; train it on one process")
     optimizer = loss.auxiliary_optimizer(params)
     if optimizer is None:
         raise VaelabError(f"the {model.registry_name} model has auxiliary parameters that its loss {loss!r} "
@@ -54,11 +52,5 @@ def load_auxiliary(optimizer: torch.optim.Optimizer | None, ck: dict, source: Pa
     saved = ck.get("auxiliary")
     if optimizer is None or saved is None:
         return
-    fresh = [sorted(group) for group in optimizer.state_dict()["param_groups"]]
-    if fresh != [sorted(group) for group in saved.get("param_groups", [])]:
-        raise VaelabError("holds the state of another auxiliary optimiser than this run's model trains; "
-                          "train a new run", source)
-    try:
-        optimizer.load_state_dict(saved)
-    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
-        raise VaelabError(f"auxiliary optimiser state does not fit this run's model ({exc})", source) from None
+    load_optimizer_state(optimizer, saved, source, "holds the state of another auxiliary optimiser than this run's "
+                         "model trains; train a new run", "auxiliary optimiser state does not fit this run's model")

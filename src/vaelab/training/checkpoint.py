@@ -178,3 +178,17 @@ def _check_mirror(json_path: Path, record: dict, sha: str) -> None:
                           json_path.with_name("checkpoint.safetensors"))
     raise VaelabError("does not match checkpoint.safetensors (its checksum differs); the files were edited or "
                       "mixed up — delete checkpoint.json to rebuild it from the checkpoint", json_path)
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict, source: Path, mismatch: str,
+                         what: str) -> None:
+    """Load a checkpoint's optimiser state, first checking that it is the state of the same kind of
+    optimiser (the same settings in each parameter group): ``mismatch`` is the one-line refusal
+    otherwise, and ``what`` names the state when torch rejects it."""
+    fresh = [sorted(group) for group in optimizer.state_dict()["param_groups"]]
+    if fresh != [sorted(group) for group in saved.get("param_groups", [])]:
+        raise VaelabError(mismatch, source)
+    try:
+        optimizer.load_state_dict(saved)
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise VaelabError(f"{what} ({exc})", source) from None

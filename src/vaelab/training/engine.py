@@ -38,7 +38,7 @@ from ..theory import make_optimizer, make_scheduler
 from ..weights import load_state, save_tensors
 from . import distributed, precision
 from .auxiliary import auxiliary_optimizer, auxiliary_step, load_auxiliary, main_parameters
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, load_optimizer_state, save_checkpoint
 from .labels import check_labels, split_labels
 from .metrics import MetricsLog, trim_after
 from .resume import check_resumable, config_changes
@@ -161,7 +161,6 @@ def evaluate_split(model: nn.Module, loss: Loss, split, batch_size: int, device)
     return evaluate_loss(model, loss, split.images, batch_size, device, **extra)
 
 
-
 @dataclass
 class Setup:
     """What ``setup`` builds and the epochs use."""
@@ -259,10 +258,11 @@ class Trainer:
         total_steps = tc.epochs * len(loader)
         extra = {"momentum": tc.momentum} if tc.optimizer == "sgd" else {}
         optimizer = make_optimizer(tc.optimizer, main_parameters(model), tc.lr, weight_decay=tc.weight_decay, **extra)
-        auxiliary = auxiliary_optimizer(model, loss, ctx)
+        auxiliary = auxiliary_optimizer(model, loss)
         if ctx.distributed and not model.distributed_training:
-            raise VaelabError(f"the {model.registry_name} model updates state on each process's own batches, which "
-                              "distributed training would split; train it on one process")
+            raise VaelabError(f"the {model.registry_name} model updates state outside the gradient step (a second "
+                              "optimiser's parameters, a codebook), which the processes of distributed training "
+                              "would each move apart; train it on one process")
         scheduler = make_scheduler(optimizer, tc.schedule, total_steps, tc.warmup_steps)
         scaler = precision.grad_scaler(prec, ctx.device)
 
@@ -303,16 +303,13 @@ class Trainer:
     def _load_optimiser(self, optimizer, scheduler, ck: dict) -> None:
         """The optimiser's and schedule's saved state, then this config's learning rate (a resume may change it)."""
         source = self.run_dir / runs.CHECKPOINT_FILE
-        fresh = [sorted(group) for group in optimizer.state_dict()["param_groups"]]
-        saved = [sorted(group) for group in ck["optimizer"].get("param_groups", [])]
-        if fresh != saved:
-            raise VaelabError("holds the state of another optimiser than this run's config asks for; undo the "
-                              "change of optimiser, or train a new run", source)
+        does_not_fit = "optimiser state does not fit this run's config"
+        load_optimizer_state(optimizer, ck["optimizer"], source, "holds the state of another optimiser than this "
+                             "run's config asks for; undo the change of optimiser, or train a new run", does_not_fit)
         try:
-            optimizer.load_state_dict(ck["optimizer"])
             scheduler.load_state_dict(ck["scheduler"])
         except (ValueError, KeyError, TypeError, RuntimeError) as exc:
-            raise VaelabError(f"optimiser state does not fit this run's config ({exc})", source) from None
+            raise VaelabError(f"{does_not_fit} ({exc})", source) from None
         lr = self.config.train.lr
         if scheduler.base_lrs != [lr] * len(scheduler.base_lrs):
             # the schedule goes on from where it was, scaled to the new base step size γ₀

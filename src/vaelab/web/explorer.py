@@ -158,7 +158,8 @@ class ExplorerRun:
 
         self.run = open_run(self.run_dir)
         self.model, self.config = self.run.model, self.run.config
-        self.model.latent_gaussian()     # a model without a Gaussian latent (vq-vae) refuses before any work
+        # the sliders' Gaussian, taken first: a model without one (conv-rd) refuses before any other work
+        self.latent_gaussian = self.model.latent_gaussian()
         self.records = read_metrics(self.run_dir / METRICS_FILE)
 
     def _prepare_data(self) -> None:
@@ -194,14 +195,14 @@ class ExplorerRun:
         self.map = project_2d(self.codes)
 
     def _prepare_sliders(self) -> None:
-        from ..apps.traversal import dims_by_kl, kl_per_dim
+        from ..apps.traversal import dims_by_score, kl_per_dim
 
-        self.dim_order = [int(d) for d in dims_by_kl(self.model, self.images)]
         # per dimension: mean KL(q(z_d|x) ‖ N(0, 1)) in nats for a VAE, the code variance for an AE
         self.dim_score = np.asarray(kl_per_dim(self.model, self.images), dtype=np.float64)
+        self.dim_order = [int(d) for d in dims_by_score(self.model, self.dim_score)]
         # sliders span ±3 standard deviations of the Gaussian the model samples from
         # (the prior N(0, I) for a VAE; the training codes' Gaussian for an AE)
-        mean, cov = self.model.latent_gaussian()
+        mean, cov = self.latent_gaussian
         mean = mean.double().cpu().numpy()
         std = cov.double().diagonal().clamp_min(0).sqrt().cpu().numpy()
         self.origin = mean
