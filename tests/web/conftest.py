@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 
 import numpy as np
@@ -88,3 +89,29 @@ def to_png():
 def pixels():
     """The :func:`decode_data_url` helper, as a fixture."""
     return decode_data_url
+
+
+@contextlib.contextmanager
+def explorer_page(browser, url: str, problems: list, foreign: list | None = None):
+    """A fresh Chromium page on the explorer at ``url`` once its first run is shown; script and console
+    errors go to ``problems``, requests off the server (data: URLs aside) to ``foreign`` when given."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    if foreign is not None:
+        page.on("request", lambda request: foreign.append(request.url)
+                if not request.url.startswith((url, "data:")) else None)
+    page.goto(url)
+    page.wait_for_selector("body[data-run='0']", state="attached")
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def open_explorer():
+    """The :func:`explorer_page` helper, as a fixture."""
+    return explorer_page

@@ -26,20 +26,11 @@ def problems():
 
 
 @pytest.fixture
-def page(browser, live_server, problems):
+def page(browser, live_server, problems, open_explorer):
     """A fresh page on the explorer; fails the test on any script error or off-server request."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
     foreign = []
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-    page.on("request", lambda request: foreign.append(request.url)
-            if not request.url.startswith((live_server.url, "data:")) else None)
-    page.goto(live_server.url)
-    page.wait_for_selector("body[data-run='0']", state="attached")
-    yield page
-    context.close()
+    with open_explorer(browser, live_server.url, problems, foreign) as page:
+        yield page
     assert not problems, problems
     assert not foreign, f"requests left the server: {foreign}"
 

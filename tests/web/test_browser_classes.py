@@ -28,17 +28,10 @@ def cond_server(cond_run, tiny_vae_run):
 
 
 @pytest.fixture
-def page(browser, cond_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
+def page(browser, cond_server, open_explorer):
     problems = []
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-    page.goto(cond_server.url)
-    page.wait_for_selector("body[data-run='0']", state="attached")
-    yield page
-    context.close()
+    with open_explorer(browser, cond_server.url, problems) as page:
+        yield page
     assert not problems, problems
 
 
