@@ -128,6 +128,41 @@ class GaussianMixture:
         return mean, cov
 
 
+class PerImageMixture:
+    """q(z|x) = Σ_c π_c(x) N(z; μ_c(x), diag σ²_c(x)): a mixture whose weights and components
+    differ per image — cond-vae's q(y|x) q(z|x, y) over its generic latent [z, onehot(y)].
+
+    log_pi: (B, C) log π; components: a DiagonalGaussian with mean and logvar (C, B, D). The
+    IWAE bound samples from it and scores its density (``sample``, ``log_prob``); it has no
+    closed-form KL, and ``mean`` is the mixture's mean (used for the batch size only).
+    """
+
+    def __init__(self, log_pi: torch.Tensor, components: DiagonalGaussian):
+        self.log_pi = torch.log_softmax(log_pi, dim=-1)
+        self.components = components
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """(B, D) Σ_c π_c μ_c."""
+        return torch.einsum("bc,cbd->bd", self.log_pi.exp().to(self.components.mean.dtype), self.components.mean)
+
+    def sample(self, generator: torch.Generator | None = None, n: int | None = None) -> torch.Tensor:
+        """(n, B, D) draws (or (B, D) without ``n``): a component c ~ π(x) per draw, then its Gaussian."""
+        count = 1 if n is None else n
+        B = self.log_pi.shape[0]
+        pick = torch.multinomial(self.log_pi.exp().float(), count, replacement=True, generator=generator).T  # (n, B)
+        images = torch.arange(B, device=pick.device).expand_as(pick)
+        mean, std = self.components.mean[pick, images], self.components.std[pick, images]        # (n, B, D)
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        z = mean + std * eps
+        return z if n is not None else z[0]
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log q(z|x) = log Σ_c π_c N(z; μ_c, σ²_c): (..., B, D) -> (..., B)."""
+        per_component = self.components.log_prob(z.unsqueeze(-3))                      # (..., C, B)
+        return torch.logsumexp(self.log_pi.T + per_component, dim=-2)
+
+
 class Bernoulli:
     """Independent Bernoulli pixels with logits ℓ: log p(x|z) = −BCE(x, σ(ℓ)) summed.
 

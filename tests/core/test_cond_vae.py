@@ -148,6 +148,39 @@ def test_the_generic_log_weight_is_the_conditional_one_minus_log_c():
     assert LABEL_LOGVAR < -10      # a near point mass: the decoder reads the one-hot
 
 
+def test_the_likelihood_bound_sums_the_labels_out(trained, digits):
+    """evaluation's IWAE bound for a cond-vae is on −log p(x) = −log Σ_y p(x|y) p(y): it matches the sum over
+    labels of per-label importance-sampling estimates of p(x|y) written from the formula, and lies below the
+    bound on −log p(x, ŷ) that the classifier's label alone gives (up to Monte Carlo noise where q(y|x) is sure)."""
+    from vaelab.evaluation.likelihood import iwae_bound
+
+    model = vaelab.load(trained)
+    images = digits.test.images[:6]
+    x = images.float() / 255
+    K, C, D = 4000, model.classes, model.z_dim
+    g = torch.Generator().manual_seed(1)
+    per_label = []
+    with torch.no_grad():
+        for y in range(C):
+            labels = torch.full((len(x),), y)
+            posterior = model.posterior_given(x, labels)
+            mean, logvar = posterior.mean[:, :D].double(), posterior.logvar[:, :D].double()
+            z = mean + (0.5 * logvar).exp() * torch.randn((K, *mean.shape), generator=g, dtype=torch.float64)
+            onehot = model.onehot(labels).expand(K, -1, -1)
+            logits = model.decode(torch.cat([z.float(), onehot], -1).flatten(0, 1)).view(K, *x.shape).double()
+            log_px_z = -torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, x.double().expand_as(logits), reduction="none").flatten(2).sum(-1)
+            log_pz = (-0.5 * (z**2 + math.log(2 * math.pi))).sum(-1)
+            log_qz = (-0.5 * ((z - mean) ** 2 / logvar.exp() + logvar + math.log(2 * math.pi))).sum(-1)
+            per_label.append(torch.logsumexp(log_px_z + log_pz - log_qz, 0) - math.log(K))     # log p(x|y)
+    truth = -(torch.logsumexp(torch.stack(per_label), 0) - math.log(C))
+    marginal = iwae_bound(model, images, K, seed=2).nll
+    torch.testing.assert_close(marginal, truth, atol=0.05, rtol=0)
+    model.importance_proposal = model.encode                 # the classifier's label only: −log p(x, ŷ)
+    joint = iwae_bound(model, images, K, seed=2).nll
+    assert (marginal <= joint + 0.02).all() and marginal.mean() < joint.mean()    # equal where q(y|x) is sure
+
+
 # -- labels through the loader ----------------------------------------------------------------------
 def position_images(n: int) -> torch.Tensor:
     """(n, 1, 2, 2) uint8 images that spell their own position: (i mod 256, i div 256)."""

@@ -60,3 +60,24 @@ def test_gaussian_log_prob_is_scaled_mse_plus_constant():
     mse = ((x - mean) ** 2).flatten(1).sum(1)  # the thesis' MSE (Ex. 2.1.2): a sum over pixels
     expected = -mse / (2 * sigma**2) - 9 * (math.log(sigma) + 0.5 * math.log(2 * math.pi))
     torch.testing.assert_close(ll, expected)
+
+
+def test_per_image_mixture_matches_torch_and_draws_components_by_their_weights():
+    """PerImageMixture (cond-vae's q(y|x) q(z|x, y)) against torch's MixtureSameFamily, image by image."""
+    from vaelab.distributions import PerImageMixture
+
+    g = torch.Generator().manual_seed(0)
+    C, B, D = 3, 4, 2
+    logits = torch.randn(B, C, generator=g)
+    mean, logvar = 3 * torch.randn(C, B, D, generator=g), 0.3 * torch.randn(C, B, D, generator=g)
+    q = PerImageMixture(logits, DiagonalGaussian(mean, logvar))
+    z = q.sample(g, n=200_000)                                                   # (n, B, D)
+    for b in range(B):
+        torch_q = torch.distributions.MixtureSameFamily(
+            torch.distributions.Categorical(logits=logits[b]),
+            torch.distributions.Independent(torch.distributions.Normal(mean[:, b], (0.5 * logvar[:, b]).exp()), 1))
+        torch.testing.assert_close(q.log_prob(z[:5])[:, b], torch_q.log_prob(z[:5, b]))
+        torch.testing.assert_close(z[:, b].mean(0), torch_q.mean, atol=0.03, rtol=0)
+        torch.testing.assert_close(z[:, b].var(0), torch_q.variance, atol=0.1, rtol=0.02)
+    torch.testing.assert_close(q.mean, torch.einsum("bc,cbd->bd", torch.softmax(logits, -1), mean))
+    assert q.sample(g).shape == (B, D) and q.log_prob(q.sample(g)).shape == (B,)

@@ -140,7 +140,7 @@ def iwae_bound(model, images, k: int, *, batch_size: int = 1000, seed: int = 0,
     with torch.inference_mode():
         for start in range(0, N, images_per_batch):
             x = images[start:start + images_per_batch].to(device).float().div_(255.0)
-            posterior = model.encode(x)
+            posterior = model.importance_proposal(x)
             B = x.shape[0]
             log_sum = torch.full((B,), -math.inf, dtype=torch.float64, device=device)
             total = torch.zeros(B, dtype=torch.float64, device=device)

@@ -60,6 +60,12 @@ class Model(nn.Module):
         self.check_input(x)
         return self._encode(x)
 
+    def importance_proposal(self, x: torch.Tensor):
+        """The distribution the IWAE bound draws its latents from and divides by (Burda et al. 2015):
+        q(z|x) itself, unless ``encode`` fixes a discrete choice that the bound should sum over (cond-vae
+        fixes the classifier's label; it proposes the mixture over labels, so its bound is on log p(x))."""
+        return self.encode(x)
+
     def decode(self, z: torch.Tensor, *args) -> torch.Tensor:
         """(B, D) latent codes -> (B, C, H, W) likelihood parameters (logits or pre-sigmoid means)."""
         self.check_latent(z)
