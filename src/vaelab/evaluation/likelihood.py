@@ -135,12 +135,15 @@ def iwae_bound(model, images, k: int, *, batch_size: int = 1000, seed: int = 0,
     N = images.shape[0]
     images_per_batch, samples_per_chunk = plan_chunks(N, k, max_decodes, batch_size)
     generator = torch.Generator(device=device).manual_seed(seed)
+    # A vaelab Model says what to sample from (Model.importance_proposal); any other object with
+    # the VAE verbs (encode, decode, likelihood, prior) is bounded under its encoder's q(z|x).
+    propose = getattr(model, "importance_proposal", model.encode)
     nll = torch.empty(N, dtype=torch.float64)
     mean_log_w = torch.empty(N, dtype=torch.float64)
     with torch.inference_mode():
         for start in range(0, N, images_per_batch):
             x = images[start:start + images_per_batch].to(device).float().div_(255.0)
-            posterior = model.importance_proposal(x)
+            posterior = propose(x)
             B = x.shape[0]
             log_sum = torch.full((B,), -math.inf, dtype=torch.float64, device=device)
             total = torch.zeros(B, dtype=torch.float64, device=device)
