@@ -158,9 +158,14 @@ class PerImageMixture:
         return z if n is not None else z[0]
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """log q(z|x) = log Σ_c π_c N(z; μ_c, σ²_c): (..., B, D) -> (..., B)."""
-        per_component = self.components.log_prob(z.unsqueeze(-3))                      # (..., C, B)
-        return torch.logsumexp(self.log_pi.T + per_component, dim=-2)
+        """log q(z|x) = log Σ_c π_c N(z; μ_c, σ²_c): (..., B, D) -> (..., B).
+
+        A running log-sum-exp over the components: the memory of one component's densities, not C's."""
+        total = None
+        for c in range(self.log_pi.shape[1]):
+            term = self.log_pi[:, c] + self.components[c].log_prob(z)
+            total = term if total is None else torch.logaddexp(total, term)
+        return total
 
 
 class Bernoulli:

@@ -121,7 +121,9 @@ def iwae_bound(model, images, k: int, *, batch_size: int = 1000, seed: int = 0,
                max_decodes: int | None = None, progress: Callable[[int], None] | None = None) -> IWAEResult:
     """The importance-weighted bound L_K for every image, in nats (Burda et al. 2015).
 
-    ``images``: uint8 (N, C, H, W) (tensor or array), already binarised where the run binarises.
+    The latents come from ``model.importance_proposal(x)`` (q(z|x); cond-vae's also draws the label,
+    so that its bound is on log p(x)). ``images``: uint8 (N, C, H, W) (tensor or array), already
+    binarised where the run binarises.
     ``k``: samples per image. ``batch_size`` caps the images per pass; ``max_decodes`` the
     latents decoded per forward pass (memory ∝ it; default by device and image size). The noise is drawn
     from one generator seeded by ``seed``: the same call gives the same numbers.
