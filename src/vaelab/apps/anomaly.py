@@ -41,7 +41,7 @@ from ..config import option
 from ..errors import VaelabError
 from ..fileio import atomic_write_json, read_json
 from ..runs import Run
-from .common import BATCH_SIZE, check_images, likelihood_view, require_variational, run_images
+from .common import BATCH_SIZE, check_images, likelihood_view, require_refittable, require_variational, run_images
 from .complexity import COMPRESSORS, compressed_bits
 from .likelihood import likelihood_bits, likelihood_regret_bits
 from .reconstruction import reconstruct_images
@@ -93,9 +93,8 @@ def check_score(model, kind: str) -> None:
         raise VaelabError(f"unknown anomaly score '{kind}'; choose {', '.join(SCORES)}")
     if kind in LIKELIHOOD_SCORES:
         require_variational(model, f"the '{kind}' score (a likelihood)")
-    if kind == "regret" and not model.refits_posterior:
-        raise VaelabError(f"the 'regret' score re-fits the posterior as one diagonal Gaussian, which a "
-                          f"{model.registry_name} model's posterior is not (use nll, elbo or complexity)")
+    if kind == "regret":
+        require_refittable(model, "the 'regret' score", " (use nll, elbo or complexity)")
 
 
 def score_table(model, images: np.ndarray, kinds, settings: ScoreSettings | None = None, *,

@@ -51,6 +51,14 @@ def require_variational(model, what: str) -> None:
                           f"autoencoder ({model.registry_name})")
 
 
+def require_refittable(model, what: str, instead: str = "") -> None:
+    """Refuse the likelihood regret for a model whose posterior is not one diagonal Gaussian to re-fit
+    (``Model.refits_posterior``: hvae, cond-vae, vq-vae); ``instead`` ends the message with alternatives."""
+    if not model.refits_posterior:
+        raise VaelabError(f"{what} re-fits the posterior as one diagonal Gaussian, which a "
+                          f"{model.registry_name} model's posterior is not{instead}")
+
+
 def to_float(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 (N, C, H, W) -> float32 tensor in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(images)).to(device).float().div_(255.0)

@@ -30,11 +30,10 @@ import numpy as np
 import torch
 
 from ..distributions import DiagonalGaussian, discrete_log_prob
-from ..errors import VaelabError
 from ..models.base import device_of
 from ..models.losses import kl_divergence, log_weights
 from ..models.outputs import decoded_output
-from .common import BATCH_SIZE, batches, image_seed, require_variational, to_float
+from .common import BATCH_SIZE, batches, image_seed, require_refittable, require_variational, to_float
 
 LN2 = math.log(2.0)
 
@@ -101,9 +100,7 @@ def likelihood_regret_bits(model, images: np.ndarray, steps: int = 100, lr: floa
     Carlo noise. If the re-fit did not help, the regret is 0.
     """
     require_variational(model, "the likelihood regret")
-    if not model.refits_posterior:
-        raise VaelabError(f"the likelihood regret re-fits the posterior as one diagonal Gaussian, which a "
-                          f"{model.registry_name} model's posterior is not")
+    require_refittable(model, "the likelihood regret")
     device = device_of(model)
     D = model.latent_dim
     out = []

@@ -23,11 +23,6 @@ from ..imageio import to_uint8
 from .common import generator
 
 
-def is_label_conditioned(model) -> bool:
-    """Whether the model generates under a class label (it declares ``needs_labels``)."""
-    return bool(model.needs_labels)
-
-
 def _is_number(text: str) -> bool:
     """An ASCII integer of at most 9 digits ("²" and "--5" are not, and int() of them would raise)."""
     return re.fullmatch(r"-?[0-9]{1,9}", text) is not None
@@ -35,7 +30,7 @@ def _is_number(text: str) -> bool:
 
 def resolve_label(model, label: int | str, class_names=()) -> int:
     """A class number from a number or one of ``class_names`` (case-insensitive); one-line refusals."""
-    if not is_label_conditioned(model):
+    if not model.needs_labels:
         raise VaelabError(f"a {model.registry_name} model is not conditioned on labels; --label needs a label-"
                           "conditioned model (cond-vae)")
     names = [str(name) for name in class_names]

@@ -39,7 +39,7 @@ from ..weights import load_state, save_tensors
 from . import distributed, precision
 from .auxiliary import auxiliary_optimizer, auxiliary_step, load_auxiliary, main_parameters
 from .checkpoint import load_checkpoint, load_optimizer_state, save_checkpoint
-from .labels import check_labels, split_labels
+from .labels import check_labels, forward_options, split_labels
 from .metrics import MetricsLog, trim_after
 from .resume import check_resumable, config_changes
 
@@ -76,8 +76,7 @@ class LossModule(nn.Module):
         self.loss = loss
 
     def forward(self, x: torch.Tensor, kl_weight: float, labels: torch.Tensor | None = None):
-        options = self.loss.forward_options if labels is None else {**self.loss.forward_options, "labels": labels}
-        terms = self.loss(self.model(x, **options), x, kl_weight)
+        terms = self.loss(self.model(x, **forward_options(self.loss, labels)), x, kl_weight)
         means = terms.means()
         return means["loss"], torch.stack(list(means.values()))
 
@@ -143,10 +142,9 @@ def evaluate_loss(model: nn.Module, loss: Loss, images: torch.Tensor, batch_size
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for i, x in enumerate(eval_batches(images, batch_size, device)):
-            options = loss.forward_options
-            if labels is not None:   # a label-conditioned model scores each image under its own label
-                options = {**options, "labels": labels[i * batch_size:i * batch_size + x.shape[0]].to(device)}
-            terms = loss(model(x, **options), x, 1.0)
+            # a label-conditioned model scores each image under its own label
+            batch_labels = None if labels is None else labels[i * batch_size:i * batch_size + x.shape[0]].to(device)
+            terms = loss(model(x, **forward_options(loss, batch_labels)), x, 1.0)
             for name, value in {"loss": terms.loss, **loss.report(terms)}.items():
                 totals[name] = totals.get(name, 0) + value.double().sum().cpu()
             n += x.shape[0]

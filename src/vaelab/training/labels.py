@@ -13,6 +13,11 @@ from ..data import DataSplits
 from ..errors import VaelabError
 
 
+def forward_options(loss, labels: torch.Tensor | None) -> dict:
+    """The keyword arguments of the model's forward pass: the loss' own, and ``labels=`` when given."""
+    return loss.forward_options if labels is None else {**loss.forward_options, "labels": labels}
+
+
 def split_labels(model: nn.Module, split) -> torch.Tensor | None:
     """A split's labels for a model that trains on them (``needs_labels``: a cond-vae), else None."""
     return split.labels if model.needs_labels else None

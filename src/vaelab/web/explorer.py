@@ -228,9 +228,7 @@ class ExplorerRun:
 
     @property
     def label_conditioned(self) -> bool:
-        from ..apps.sampling import is_label_conditioned
-
-        return is_label_conditioned(self.model)
+        return bool(self.model.needs_labels)
 
     def final_metrics(self) -> dict[str, Any]:
         final = next((r for r in reversed(self.records) if r.get("event") == "final"), {})
