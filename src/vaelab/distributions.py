@@ -48,7 +48,7 @@ class DiagonalGaussian:
         """Reparameterised sample; with ``n``, shape (n, *batch, D)."""
         shape = self.mean.shape if n is None else (n, *self.mean.shape)
         eps = torch.randn(shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
-        return self.mean + self.std * eps
+        return self.reparameterise(eps)
 
     rsample = sample
 
@@ -58,7 +58,11 @@ class DiagonalGaussian:
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log q(z) summed over the last axis; ``z`` may carry extra leading sample axes."""
-        return -0.5 * ((z - self.mean) ** 2 / self.var + self.logvar + LOG_2PI).sum(dim=-1)
+        return self.log_prob_per_dim(z).sum(dim=-1)
+
+    def log_prob_per_dim(self, z: torch.Tensor) -> torch.Tensor:
+        """(…, D) log N(z_d; μ_d, σ²_d) of every coordinate (broadcasting leading sample axes)."""
+        return -0.5 * ((z - self.mean) ** 2 / self.var + self.logvar + LOG_2PI)
 
     def kl(self, other: "DiagonalGaussian | None" = None) -> torch.Tensor:
         """KL(self ‖ other) in nats, summed over the last axis; ``other=None`` is N(0, I)."""

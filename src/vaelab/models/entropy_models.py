@@ -26,6 +26,7 @@ For both, quality q sets Δ = 2^(−(q − 1)/2) (in prior or code-spread units)
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
@@ -93,8 +94,12 @@ class NetworkEntropyModel(TableCoding):
         with torch.inference_mode():
             for start in range(0, len(images), BATCH):
                 x = torch.from_numpy(np.ascontiguousarray(images[start:start + BATCH])).to(self._device).float() / 255.0
-                out.append(self.model.encode_mean(x).double().cpu().numpy())
+                out.append(self._encode(x).double().cpu().numpy())
         return np.concatenate(out)
+
+    def _encode(self, x):
+        """(B, D) values to send for a batch of images in [0, 1]: the posterior means (or codes)."""
+        return self.model.encode_mean(x)
 
     def synthesis(self, values: np.ndarray, quality: float) -> np.ndarray:
         import torch
@@ -131,12 +136,15 @@ class GaussianPriorEntropyModel(NetworkEntropyModel):
         super().__init__(model)
         self._sent = None if sent_dims is None else np.asarray(list(sent_dims), dtype=np.int64)
 
+    @functools.cached_property
     def _prior(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, spread) per coordinate of the model's latent Gaussian; computed once (a hierarchical
+        prior's moments take 16,384 ancestral draws), as the tables are for fixed weights."""
         mean, cov = self.model.latent_gaussian()
         return mean.detach().cpu().double().numpy(), np.sqrt(np.diagonal(cov.detach().cpu().double().numpy())).copy()
 
     def tables(self, quality: float) -> CodingTables:
-        loc, scale = self._prior()
+        loc, scale = self._prior
         if self._sent is not None:
             loc, scale = loc[self._sent], scale[self._sent]
         density = FactorisedDensity("normal", {"loc": loc, "scale": scale})
@@ -151,7 +159,7 @@ class GaussianPriorEntropyModel(NetworkEntropyModel):
         sent = super().decompress_latents(payloads, quality, progress)
         if self._sent is None:
             return sent
-        full = np.repeat(self._prior()[0][None], len(sent), axis=0)
+        full = np.repeat(self._prior[0][None], len(sent), axis=0)
         full[:, self._sent] = sent
         return full
 

@@ -39,7 +39,7 @@ import torch
 import torch.nn as nn
 
 from ..config import option
-from ..distributions import LOG_2PI, DiagonalGaussian
+from ..distributions import DiagonalGaussian
 from ..theory import get_activation
 from .ae import AEConfig
 from .config import ar_kernel_option, ar_layers_option, dense_width_option, model_name
@@ -124,7 +124,7 @@ class HierarchicalPrior:
         """(…, D) log densities: each z₂ coordinate under N(0, 1), each z₁ coordinate under p(z₁|z₂)."""
         z2, z1 = self.split(z)
         top = DiagonalGaussian.standard(z2.shape, device=z.device, dtype=z.dtype)
-        return torch.cat([_log_density_per_dim(top, z2), _log_density_per_dim(self.conditional(z2), z1)], dim=-1)
+        return torch.cat([top.log_prob_per_dim(z2), self.conditional(z2).log_prob_per_dim(z1)], dim=-1)
 
     def sample(self, generator: torch.Generator | None = None, n: int | None = None,
                temperature: float = 1.0) -> torch.Tensor:
@@ -157,11 +157,6 @@ class HierarchicalPrior:
         return tuple(t.to(self.device, torch.float32) for t in rounded)
 
 
-def _log_density_per_dim(gaussian: DiagonalGaussian, z: torch.Tensor) -> torch.Tensor:
-    """(…, D) log N(z_d; μ_d, σ²_d) of every coordinate (broadcasting leading sample axes)."""
-    return -0.5 * ((z - gaussian.mean) ** 2 / gaussian.var + gaussian.logvar + LOG_2PI)
-
-
 class TopDownPosterior:
     """q(z₂|x)·q(z₁|x, z₂) over the flat z = [z₂, z₁]: what ``encode`` returns for the hierarchical VAE.
 
@@ -180,10 +175,12 @@ class TopDownPosterior:
 
     std, var = DiagonalGaussian.std, DiagonalGaussian.var     # of the mean path, from its log-variances
 
-    def bottom(self, z2: torch.Tensor) -> DiagonalGaussian:
-        """q(z₁ | x, z₂) for top latents (…, B, D₂): the prior's prediction, corrected from the features."""
+    def bottom(self, z2: torch.Tensor, prediction: DiagonalGaussian | None = None) -> DiagonalGaussian:
+        """q(z₁ | x, z₂) for top latents (…, B, D₂): the prior's prediction p(z₁|z₂) (computed here unless
+        given), corrected from the features."""
         h = self.features.expand(*z2.shape[:-1], self.features.shape[-1])
-        return corrected(self.prior.conditional(z2), _split(self.correction(torch.cat([h, z2], dim=-1))))
+        prediction = self.prior.conditional(z2) if prediction is None else prediction
+        return corrected(prediction, _split(self.correction(torch.cat([h, z2], dim=-1))))
 
     def reparameterise(self, eps: torch.Tensor) -> torch.Tensor:
         """Noise (…, B, D) → latents (…, B, D): z₂ = μ₂ + σ₂·ε₂, then z₁ = μ_q(z₂) + σ_q(z₂)·ε₁."""
@@ -204,14 +201,15 @@ class TopDownPosterior:
 
     def log_prob_per_dim(self, z: torch.Tensor) -> torch.Tensor:
         z2, z1 = self.prior.split(z)
-        return torch.cat([_log_density_per_dim(self.top, z2), _log_density_per_dim(self.bottom(z2), z1)], dim=-1)
+        return torch.cat([self.top.log_prob_per_dim(z2), self.bottom(z2).log_prob_per_dim(z1)], dim=-1)
 
     def kl_per_dim_to(self, prior: HierarchicalPrior, z: torch.Tensor) -> torch.Tensor:
         """(…, B, D): KL(q(z₂|x) ‖ N(0, I)) per z₂ dimension, then KL(q(z₁|x, z₂) ‖ p(z₁|z₂)) per z₁
         dimension at the drawn z₂ — both closed form (Def. 3.1.1)."""
         z2 = prior.split(z)[0]
         top = self.top.kl_per_dim(None).expand(*z2.shape)
-        return torch.cat([top, self.bottom(z2).kl_per_dim(prior.conditional(z2))], dim=-1)
+        prediction = prior.conditional(z2)        # once: both the posterior's base and the KL's other side
+        return torch.cat([top, self.bottom(z2, prediction).kl_per_dim(prediction)], dim=-1)
 
     def kl_to(self, prior: HierarchicalPrior, z: torch.Tensor) -> torch.Tensor:
         """(B,) the ELBO's KL at the drawn latents (averaged over K draws per image when z is (K, B, D))."""

@@ -133,8 +133,7 @@ def kl_per_dimension(posterior: DiagonalGaussian, prior, z: torch.Tensor | None 
         return posterior.kl_per_dim(prior)
     if hasattr(posterior, "kl_per_dim_to"):
         return posterior.kl_per_dim_to(prior, z)
-    log_q = -0.5 * ((z - posterior.mean) ** 2 / posterior.var + posterior.logvar + LOG_2PI)
-    return log_q - prior.log_prob_per_dim(z)
+    return posterior.log_prob_per_dim(z) - prior.log_prob_per_dim(z)
 
 
 def kl_term(output: Output) -> torch.Tensor:
@@ -242,8 +241,7 @@ def discriminator_loss(real_logits: torch.Tensor, permuted_logits: torch.Tensor)
     (Kim & Mnih 2018, Alg. 2: the discriminator ascends ½·E[log D(z)] + ½·E[log(1 − D(z̃))])."""
     real = torch.zeros(real_logits.shape[0], dtype=torch.long, device=real_logits.device)
     permuted = torch.ones(permuted_logits.shape[0], dtype=torch.long, device=permuted_logits.device)
-    return 0.5 * (torch.nn.functional.cross_entropy(real_logits, real)
-                  + torch.nn.functional.cross_entropy(permuted_logits, permuted))
+    return 0.5 * (F.cross_entropy(real_logits, real) + F.cross_entropy(permuted_logits, permuted))
 
 
 class FactorVAELoss(ELBOFamily):

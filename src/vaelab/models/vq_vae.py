@@ -44,7 +44,7 @@ from ..theory import get_activation
 from .base import Model
 from .config import DecoderLikelihood, activation_option, hidden_option, model_name
 from .conv import default_channels, stage_sizes
-from .entropy_models import BATCH, NetworkEntropyModel
+from .entropy_models import NetworkEntropyModel
 from .likelihoods import head_for
 from .losses import VQELBO
 from .outputs import VQOutput
@@ -451,14 +451,9 @@ class VQEntropyModel(NetworkEntropyModel):
     default_quality = 1.0
     quality_range = (1.0, 1.0)
 
-    def analysis(self, images: np.ndarray) -> np.ndarray:
-        """uint8 images -> (N, h·w) float64 code indices."""
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(images), BATCH):
-                x = torch.from_numpy(np.ascontiguousarray(images[start:start + BATCH])).to(self._device).float() / 255.0
-                out.append(self.model.encode_indices(x).flatten(1).double().cpu().numpy())
-        return np.concatenate(out)
+    def _encode(self, x):
+        """The (B, h·w) code indices that ``analysis`` sends."""
+        return self.model.encode_indices(x).flatten(1)
 
     def tables(self, quality: float) -> CodingTables:
         usage = self.model.quantizer.usage.detach().cpu().numpy().astype(np.float64)
