@@ -23,7 +23,7 @@ def linear_path(za: torch.Tensor, zb: torch.Tensor, t: torch.Tensor) -> torch.Te
     return (1 - t)[:, None] * za + t[:, None] * zb
 
 
-def spherical_path(za: torch.Tensor, zb: torch.Tensor, t: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+def spherical_path(za: torch.Tensor, zb: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """(D,), (D,), (T,) -> (T, D): spherical interpolation of direction, linear of length.
 
     direction(t) = [sin((1−t)ω)·â + sin(tω)·b̂] / sin ω with cos ω = ⟨â, b̂⟩, and
@@ -32,7 +32,9 @@ def spherical_path(za: torch.Tensor, zb: torch.Tensor, t: torch.Tensor, eps: flo
     coordinate axis least aligned with â.
     """
     na, nb = za.norm(), zb.norm()
-    if na < eps or nb < eps:
+    if na == 0 or nb == 0:
+        # Only a zero code has no direction; the line from it keeps every norm between the endpoints'.
+        # (A tiny nonzero one has a direction: the line between two tiny orthogonal codes would dip below both.)
         return linear_path(za, zb, t)
     ua, ub = za / na, zb / nb
     omega = torch.arccos(torch.clamp(ua @ ub, -1.0, 1.0))
