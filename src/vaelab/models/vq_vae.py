@@ -39,11 +39,10 @@ import torch.nn.functional as F
 from ..coding.density import CodingTables
 from ..config import option
 from ..distributions import GaussianMixture
-from ..errors import VaelabError
 from ..theory import get_activation
 from .base import Model
 from .config import DecoderLikelihood, activation_option, hidden_option, model_name
-from .conv import default_channels, stage_sizes
+from .conv import checked_stage_sizes, default_channels, down_stages, up_stages
 from .entropy_models import NetworkEntropyModel
 from .likelihoods import head_for
 from .losses import VQELBO
@@ -300,27 +299,14 @@ class CodeGridPrior:
 # -- the model -------------------------------------------------------------------------------------
 def vq_backbones(image_shape, config: VQVAEConfig) -> tuple[nn.Module, nn.Module, tuple[int, int]]:
     """Encoder (B, C, H, W) -> (B, D, h, w), decoder back, and the grid (h, w): stride-2 4×4 stages (conv.py)."""
-    C, H, W = image_shape
     channels = config.hidden or default_channels(image_shape)
-    heights, widths = stage_sizes(H, len(channels)), stage_sizes(W, len(channels))
-    if min(heights[-1], widths[-1]) < 1:
-        raise VaelabError(f"{len(channels)} conv stages halve a {H}×{W} image to nothing; use fewer --hidden channels")
+    heights, widths = checked_stage_sizes(image_shape, channels)
     act = lambda: get_activation(config.activation)  # noqa: E731 - a fresh module per layer
-    down: list[nn.Module] = []
-    in_ch = C
-    for out_ch in channels:
-        down += [nn.Conv2d(in_ch, out_ch, 4, stride=2, padding=1), act()]
-        in_ch = out_ch
-    encoder = nn.Sequential(*down, nn.Conv2d(in_ch, in_ch, 3, padding=1), act(), nn.Conv2d(in_ch, config.latent_dim, 1))
-    up: list[nn.Module] = [nn.Conv2d(config.latent_dim, channels[-1], 3, padding=1), act()]
-    outs = list(reversed(channels[:-1])) + [C]
-    in_ch = channels[-1]
-    for i, out_ch in enumerate(outs):
-        pad = (heights[-2 - i] % 2, widths[-2 - i] % 2)    # output padding restores odd sizes
-        up.append(nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1, output_padding=pad))
-        if i < len(outs) - 1:
-            up.append(act())
-        in_ch = out_ch
+    encoder = nn.Sequential(*down_stages(image_shape[0], channels, config.activation),
+                            nn.Conv2d(channels[-1], channels[-1], 3, padding=1), act(),
+                            nn.Conv2d(channels[-1], config.latent_dim, 1))
+    up = [nn.Conv2d(config.latent_dim, channels[-1], 3, padding=1), act(),
+          *up_stages(channels, image_shape[0], heights, widths, config.activation)]
     return encoder, nn.Sequential(*up), (heights[-1], widths[-1])
 
 
