@@ -184,6 +184,21 @@ def total_correlation(posterior: DiagonalGaussian, z: torch.Tensor, dataset_size
     return log_qz - log_qz_product
 
 
+def elbo_with_total_correlation(output: Output, x: torch.Tensor, tc: torch.Tensor, tc_weight: float,
+                                 kl_weight: float = 1.0) -> LossTerms:
+    """−ELBO with a total-correlation estimate ``tc`` (B,) weighted extra, parts reported:
+
+        loss = reconstruction + w·(KL + tc_weight·TC)
+
+    β-TCVAE's weight is β − 1 (its TC is already inside the KL once), FactorVAE's γ.
+    """
+    reconstruction = -output.likelihood.log_prob(x)
+    kl = kl_term(output).float()
+    tc = tc.float()
+    loss = reconstruction + kl_weight * (kl + tc_weight * tc)
+    return LossTerms(loss=loss, parts={"reconstruction": reconstruction, "kl": kl, "tc": tc})
+
+
 class BetaTCVAE(ELBOFamily):
     """−ELBO with the total correlation weighted extra (β-TCVAE, Chen et al. 2018):
 
@@ -205,11 +220,8 @@ class BetaTCVAE(ELBOFamily):
         self.dataset_size = int(train_images)
 
     def __call__(self, output: Output, x: torch.Tensor, kl_weight: float = 1.0) -> LossTerms:
-        reconstruction = -output.likelihood.log_prob(x)
-        kl = kl_term(output).float()
-        tc = total_correlation(output.posterior, output.z, self.dataset_size).float()
-        loss = reconstruction + kl_weight * (kl + (self.beta - 1.0) * tc)
-        return LossTerms(loss=loss, parts={"reconstruction": reconstruction, "kl": kl, "tc": tc})
+        tc = total_correlation(output.posterior, output.z, self.dataset_size)
+        return elbo_with_total_correlation(output, x, tc, self.beta - 1.0, kl_weight)
 
     def __repr__(self) -> str:
         return f"BetaTCVAE(beta={self.beta:g}, dataset_size={self.dataset_size})"
@@ -271,11 +283,8 @@ class FactorVAELoss(ELBOFamily):
         self.discriminator_lr = float(discriminator_lr)
 
     def __call__(self, output: Output, x: torch.Tensor, kl_weight: float = 1.0) -> LossTerms:
-        reconstruction = -output.likelihood.log_prob(x)
-        kl = kl_term(output).float()
-        tc = density_ratio_tc(output.discriminator_logits).float()
-        loss = reconstruction + kl_weight * (kl + self.gamma * tc)
-        return LossTerms(loss=loss, parts={"reconstruction": reconstruction, "kl": kl, "tc": tc})
+        tc = density_ratio_tc(output.discriminator_logits)
+        return elbo_with_total_correlation(output, x, tc, self.gamma, kl_weight)
 
     def auxiliary_optimizer(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
         from ..theory import make_optimizer
