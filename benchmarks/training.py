@@ -10,8 +10,10 @@ architecture* from the same initial weights for the same number of epochs:
 - **vaelab**: ``vaelab.training.train`` with its defaults (uint8 batches in memory, foreach
   Adam, no per-step host sync on accelerators, precision ``auto``).
 
-It reports training images/s (the training loop only, validation excluded), the ratio, and the
-test −ELBO both reach. Then the evaluation speed (the IWAE bound at K = 1000, images/s), the
+It reports training images/s (the training loop only, validation excluded), the ratio, the
+test −ELBO both reach, and the arithmetic rate behind them: a step's floating-point operations
+(counted once per model) times steps per second, beside this machine's fp32 and bf16
+matrix-product ceiling. Then the evaluation speed (the IWAE bound at K = 1000, images/s), the
 peak resident memory of a short training per implementation (child processes), and DDP
 scaling from 1 to 2 processes (``torchrun``). Prints tables and writes JSON.
 
@@ -96,6 +98,37 @@ def train_reference(model, images_uint8, args) -> float:
     return seconds
 
 
+def flops_per_image(model, images_uint8, args) -> float:
+    """Floating-point operations of one training step (forward and backward) per image, counted by
+    torch's FlopCounterMode on one batch of the reference loss (matrix products and convolutions;
+    the count does not depend on the precision they run in)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.bernoulli(images_uint8[:args.batch_size].float() / 255.0)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        reference_loss(model, x).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / x.shape[0]
+
+
+def gemm_peak(size: int = 1024, repeats: int = 5) -> dict:
+    """GFLOP/s of a square matrix product in fp32 and bf16 on the threads in use: the machine's
+    ceiling for the arithmetic a training step is made of."""
+    import torch
+
+    rates = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+        a @ b  # warm-up
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        rates[str(dtype).removeprefix("torch.")] = 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+    return rates
+
+
 def compare_model(name: str, args, splits) -> dict:
     import torch
 
@@ -113,12 +146,17 @@ def compare_model(name: str, args, splits) -> dict:
     torch.manual_seed(args.seed)
     model = build_model(config.model, splits.image_shape)
     torch.set_num_threads(args.threads or os.cpu_count())
+    flops = flops_per_image(model, splits.train.images, args)
+    torch.manual_seed(args.seed)
+    model = build_model(config.model, splits.image_shape)       # counting ran a backward pass: start afresh
     ref_seconds = train_reference(model, splits.train.images, args)
     ref_test = evaluate_loss(model, model.config.loss(), splits.test.images, 1000, "cpu")["neg_elbo"]
     images = steps * args.batch_size
     return {"model": name, "epochs": args.epochs, "train_images": len(splits.train),
             "vaelab_images_per_s": images / vaelab_seconds, "reference_images_per_s": images / ref_seconds,
-            "speedup": ref_seconds / vaelab_seconds, "vaelab_test_neg_elbo": vaelab_test,
+            "speedup": ref_seconds / vaelab_seconds, "gflop_per_image": flops / 1e9,
+            "vaelab_gflop_per_s": images * flops / vaelab_seconds / 1e9,
+            "reference_gflop_per_s": images * flops / ref_seconds / 1e9, "vaelab_test_neg_elbo": vaelab_test,
             "reference_test_neg_elbo": ref_test}
 
 
@@ -261,6 +299,17 @@ def main(argv=None) -> int:
                                        ("plain PyTorch img/s", "reference_images_per_s", ".0f"), ("ratio", "speedup", ".2f"),
                                        ("vaelab test −ELBO", "vaelab_test_neg_elbo", ".2f"),
                                        ("plain test −ELBO", "reference_test_neg_elbo", ".2f")]))
+        report["gemm_peak_gflop_per_s"] = peak = gemm_peak()
+        for row in report["speed"]:   # a ratio of 2 asks for twice the plain loop's arithmetic rate
+            row["vaelab_share_of_bf16_peak"] = row["vaelab_gflop_per_s"] / peak["bfloat16"]
+            row["share_of_bf16_peak_for_2x"] = 2 * row["reference_gflop_per_s"] / peak["bfloat16"]
+        print(f"\nmatrix-product ceiling on {args.threads or os.cpu_count()} thread(s): fp32 {peak['float32']:.0f}, "
+              f"bf16 {peak['bfloat16']:.0f} GFLOP/s")
+        print(table(report["speed"], [("model", "model", ""), ("GFLOP per image", "gflop_per_image", ".3f"),
+                                      ("vaelab GFLOP/s", "vaelab_gflop_per_s", ".0f"),
+                                      ("plain PyTorch GFLOP/s", "reference_gflop_per_s", ".0f"),
+                                      ("vaelab, share of bf16 ceiling", "vaelab_share_of_bf16_peak", ".0%"),
+                                      ("share a ratio of 2 needs", "share_of_bf16_peak_for_2x", ".0%")]))
     if "eval" not in skip:
         report["evaluation"] = evaluation_speed(args, splits)
         print(f"\nIWAE bound, K = 1000: {report['evaluation']['images_per_s']:.2f} images/s (conv-vae)")
