@@ -24,6 +24,27 @@ def _train(run_dir, model: str, data: dict, epochs: int = 2, latent_dim: int = 4
 
 
 @pytest.fixture(scope="session")
+def benchmark_script():
+    """``benchmark_script("loadtest")``: a script of benchmarks/ imported as a module, so tests run
+    the benchmark's own code (imported once per session)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    def load(name: str):
+        module_name = f"vaelab_benchmark_{name}"
+        if module_name not in sys.modules:
+            path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module  # its dataclasses look their module up there
+            spec.loader.exec_module(module)
+        return sys.modules[module_name]
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def tiny_vae_run(tmp_path_factory):
     """A conv VAE (latent 4) trained 2 epochs on the 8×8 digits: a run directory."""
     return _train(tmp_path_factory.mktemp("runs") / "tiny-vae", "conv-vae", {"name": "digits"})

@@ -1,8 +1,5 @@
 """The training benchmark's arithmetic count (benchmarks/training.py), against a count by hand."""
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import torch
@@ -12,20 +9,11 @@ from vaelab.models import config_class
 from vaelab.models.registry import build_model
 
 
-def load_benchmark():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "training.py"
-    spec = importlib.util.spec_from_file_location("vaelab_training_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_a_dense_vae_step_costs_two_flops_per_weight_per_product():
+def test_a_dense_vae_step_costs_two_flops_per_weight_per_product(benchmark_script):
     """A dense layer in → out (Def. 1.1.2) costs 2·in·out operations per image forward, the same
     again for the weights' gradient and for the input's gradient, except the first layer, whose
     input (the image) needs none."""
-    bench = load_benchmark()
+    bench = benchmark_script("training")
     config = from_dict(config_class("mlp-vae"), {"name": "mlp-vae", "latent_dim": 8, "hidden": [64, 32]})
     torch.manual_seed(0)
     model = build_model(config, (1, 28, 28))

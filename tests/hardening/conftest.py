@@ -113,15 +113,6 @@ def mounts():
 
 
 @pytest.fixture(scope="module")
-def loadtest():
+def loadtest(benchmark_script):
     """benchmarks/loadtest.py as a module: the load tests run the benchmark's own code."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "loadtest.py"
-    spec = importlib.util.spec_from_file_location("vaelab_loadtest", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("loadtest")

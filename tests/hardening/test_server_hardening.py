@@ -9,15 +9,12 @@ file adds what a client — or a web page the user visits — cannot do whatever
 from __future__ import annotations
 
 import builtins
-import importlib.util
 import inspect
 import io
 import json
 import os
 import socket
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,20 +147,10 @@ def test_reads_from_another_origin_are_answered_but_never_shared(app_client):
     assert not [h for h in response.headers if h.lower().startswith("access-control-")]
 
 
-def _loadtest():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "loadtest.py"
-    spec = importlib.util.spec_from_file_location("vaelab_loadtest", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.timeout(300)
-def test_serve_answers_to_its_own_and_allowed_names_and_refuses_cross_origin_uploads(tiny_vae_run):
+def test_serve_answers_to_its_own_and_allowed_names_and_refuses_cross_origin_uploads(tiny_vae_run, loadtest):
     import httpx
 
-    loadtest = _loadtest()
     process, base = loadtest.start_server(tiny_vae_run, args=("--allowed-host", "mybox.test"))
     try:
         port = base.rsplit(":", 1)[1]
