@@ -20,6 +20,13 @@ q(y|x) taken as a point mass on ŷ: the −ELBO of the conditional model plus lo
 anomaly scores use). The likelihood evaluation (``importance_proposal``) draws the label from
 q(y|x) as well, so its IWAE bound is on log p(x) = log Σ_y p(x, y), not on log p(x, ŷ). Sampling
 fixes the last C numbers to onehot(k) (``sample(n, label=k)``) or draws k ~ p(y).
+
+Semi-supervised training (``labelled = N``; M2 proper): N training images keep their label, the
+same number per class, and the others come with label −1 (``UNLABELLED``). For those, forward
+also encodes and decodes the image under every label (``per_label``: C passes), and the loss is
+M2's bound on −log p(x), Σ_y q(y|x)(−ELBO of log p(x|y)) − H(q(y|x)), whose gradient trains
+the classifier on images without labels: q(y|x) moves to the labels under which the image is
+best explained. Validation and test images keep their labels.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ from .vae import VAE
 # components (√2 apart) never overlap, so log p(z, ŷ) − log q(z, ŷ|x) is exactly −log C.
 LABEL_STD = 1e-3
 LABEL_LOGVAR = 2.0 * math.log(LABEL_STD)
+# The label of a training image without one (semi-supervised training, ``labelled``).
+UNLABELLED = -1
 
 
 @dataclass
@@ -56,25 +65,29 @@ class CondVAEConfig(DecoderLikelihood):
     latent_dim: int = latent_dim_option(16)
     classes: int = option(10, "number of classes C of the data set's labels (0 … C−1); the generic latent is "
                               "z and the one-hot label: latent_dim + C numbers", min=2, max=1000)
+    labelled: int = option(0, "training images that keep their label, the same number per class, drawn with the "
+                              "run's seed; the rest train without one (M2's semi-supervised bound, Kingma et al. "
+                              "2014); 0 = every image keeps its label", min=0, max=10**9)
     beta: float = option(1.0, "weight β of the KL term: 1 is the conditional VAE's ELBO", min=0.0, max=1e6)
-    alpha: float = option(1.0, "weight α of the classifier's cross-entropy −log q(y|x) (Kingma et al. 2014)",
-                          min=0.0, max=1e6)
+    alpha: float = option(1.0, "weight α of the classifier's cross-entropy −log q(y|x) (Kingma et al. 2014); "
+                               "with labelled = N, N_train / N is a good start", min=0.0, max=1e6)
     hidden: list[int] = hidden_option("channels per conv stage")
     activation: str = activation_option()
     dense_width: int = dense_width_option()
 
     def describe(self) -> str:
         beta = f", β = {self.beta:g}" if self.beta != 1 else ""
+        labelled = f", {self.labelled} labelled training images" if self.labelled else ""
         return (f"{self.name}, latent dimension {self.latent_dim} + {self.classes} classes, {self.likelihood} "
-                f"likelihood{beta}, α = {self.alpha:g}")
+                f"likelihood{beta}, α = {self.alpha:g}{labelled}")
 
     def loss(self) -> "ConditionalELBO":
-        return ConditionalELBO(self.beta, self.alpha)
+        return ConditionalELBO(self.beta, self.alpha, semi_supervised=self.labelled > 0)
 
 
 @register_model("cond-vae", CondVAEConfig)
 class CondVAE(VAE):
-    """Conditional VAE: q(z|x, y), p(x|z, y) and a classifier q(y|x) for images without labels."""
+    """Conditional VAE: q(z|x, y), p(x|z, y) and a classifier q(y|x) for images without labels (--labelled N: in training too)."""
 
     needs_labels = True    # the engine hands it each training image's label (model(x, labels=y))
     refits_posterior = False   # its posterior includes a near point mass on the label
@@ -98,11 +111,13 @@ class CondVAE(VAE):
         return cls(config, image_shape, encoder, decoder, head_for(config, C), classifier)
 
     # -- labels --------------------------------------------------------------------------------
-    def check_labels(self, labels) -> None:
-        """Refuse anything but integer class labels in 0 … C−1 (one tensor of any shape)."""
+    def check_labels(self, labels, unlabelled_allowed: bool = False) -> None:
+        """Refuse anything but integer class labels in 0 … C−1 (one tensor of any shape); with
+        ``unlabelled_allowed``, −1 too: an image without a label."""
         if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex():
             raise VaelabError(f"a cond-vae model takes integer class labels; got {type(labels).__name__}")
-        if labels.numel() and not (0 <= int(labels.min()) and int(labels.max()) < self.classes):
+        lowest = UNLABELLED if unlabelled_allowed else 0
+        if labels.numel() and not (lowest <= int(labels.min()) and int(labels.max()) < self.classes):
             raise VaelabError(f"this cond-vae model has {self.classes} classes (labels 0–{self.classes - 1}); "
                               f"got labels {int(labels.min())}–{int(labels.max())}; set --classes")
 
@@ -157,19 +172,45 @@ class CondVAE(VAE):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
                 samples: int | None = None) -> LabelledOutput:
-        """Encode under ``labels`` (the classifier's own when None), draw z (K per image with ``samples``), decode."""
+        """Encode under ``labels`` (the classifier's own when None), draw z (K per image with ``samples``), decode.
+
+        A label −1 (``UNLABELLED``) marks an image without one: it is encoded under the classifier's
+        label like an unlabelled call, and also decoded under every label (``per_label``), which
+        M2's bound for unlabelled images sums over."""
         logits = self.classify(x)
+        guess = logits.detach().argmax(dim=-1)
+        unlabelled = None
         if labels is None:
-            labels = logits.detach().argmax(dim=-1)
+            labels = guess
         elif not isinstance(labels, torch.Tensor) or labels.shape != (x.shape[0],) or labels.is_floating_point():
             raise VaelabError(f"labels must be an integer tensor of shape ({x.shape[0]},), one per image")
         else:
-            self.check_labels(labels)     # one line, not one_hot's RuntimeError, for a class out of range
-        posterior = self.posterior_given(x, labels)
+            # one line, not one_hot's RuntimeError, for a class out of range
+            self.check_labels(labels, unlabelled_allowed=True)
+            if bool((labels == UNLABELLED).any()):
+                unlabelled = labels == UNLABELLED
+                labels = torch.where(unlabelled, guess, labels)
+        out = self.labelled_output(x, labels, logits, generator, samples)
+        if unlabelled is not None:
+            out.unlabelled = unlabelled
+            out.per_label = self.per_label_output(x[unlabelled], generator)
+        return out
+
+    def labelled_output(self, x: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor,
+                        generator: torch.Generator | None = None, samples: int | None = None) -> LabelledOutput:
+        """x encoded under ``labels`` (any shape of leading axes), z drawn, decoded."""
+        posterior = self.posterior_given(x.reshape(-1, *x.shape[-3:]), labels.reshape(-1))
+        posterior = DiagonalGaussian(posterior.mean.view(*labels.shape, -1), posterior.logvar.view(*labels.shape, -1))
         out = decoded_output(self, posterior, posterior.sample(generator, n=samples))
         D = self.z_dim
-        z_posterior = DiagonalGaussian(posterior.mean[:, :D], posterior.logvar[:, :D])
+        z_posterior = DiagonalGaussian(posterior.mean[..., :D], posterior.logvar[..., :D])
         return LabelledOutput(**vars(out), class_logits=logits, labels=labels, z_posterior=z_posterior)
+
+    def per_label_output(self, x: torch.Tensor, generator: torch.Generator | None = None) -> LabelledOutput:
+        """The images ``x`` (B, …) each encoded and decoded under every label: fields lead with (C, B)."""
+        C, B = self.classes, x.shape[0]
+        labels = torch.arange(C, device=x.device).repeat_interleave(B).view(C, B)
+        return self.labelled_output(x.expand(C, *x.shape), labels, None, generator)
 
     def label_latents(self, n: int, label: int | None, generator: torch.Generator | None) -> torch.Tensor:
         """(n, C) one-hot labels: all ``label``, or drawn from the uniform p(y) when None."""

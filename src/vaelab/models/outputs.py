@@ -66,3 +66,7 @@ class LabelledOutput(Output):
     class_logits: torch.Tensor | None = None
     labels: torch.Tensor | None = None
     z_posterior: DiagonalGaussian | None = None
+    # semi-supervised training (M2): which images came without a label (B,) bool, and those
+    # images decoded under every label c — a LabelledOutput whose fields lead with (C, B_u)
+    unlabelled: torch.Tensor | None = None
+    per_label: "LabelledOutput | None" = None

@@ -39,7 +39,7 @@ from ..weights import load_state, save_tensors
 from . import distributed, precision
 from .auxiliary import auxiliary_optimizer, auxiliary_step, load_auxiliary, main_parameters
 from .checkpoint import load_checkpoint, load_optimizer_state, save_checkpoint
-from .labels import check_labels, forward_options, split_labels
+from .labels import check_labels, forward_options, split_labels, training_labels
 from .metrics import MetricsLog, trim_after
 from .resume import check_resumable, config_changes
 
@@ -252,7 +252,7 @@ class Trainer:
         check_labels(model, data, cfg.data.name)
         loader = BatchLoader(data.train.images, batch, shuffle=tc.optimizer != "gd", seed=tc.seed,
                              binarize=cfg.data.binarize == "dynamic", rank=ctx.rank, world_size=ctx.world_size,
-                             device=ctx.device, labels=split_labels(model, data.train))
+                             device=ctx.device, labels=training_labels(model, data.train, tc.seed))
         total_steps = tc.epochs * len(loader)
         extra = {"momentum": tc.momentum} if tc.optimizer == "sgd" else {}
         optimizer = make_optimizer(tc.optimizer, main_parameters(model), tc.lr, weight_decay=tc.weight_decay, **extra)
