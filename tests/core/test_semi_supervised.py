@@ -116,3 +116,16 @@ def test_a_partly_labelled_run_trains_and_resumes_exactly(tmp_path):
     train(short, tmp_path / "resumed", resume=True, progress=False)
     a, b = load_checkpoint(tmp_path / "straight")["model"], load_checkpoint(tmp_path / "resumed")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_command_line_trains_with_few_labels_and_reports_the_classifier(tmp_path, cli):
+    run = tmp_path / "m2"
+    status, out, err = cli("train", "--model", "cond-vae", "--latent-dim", "4", "--data", "digits", "--labelled", "30",
+                           "--alpha", "40", "--epochs", "1", "--batch-size", "64", "--threads", "1", "--no-report",
+                           "--quiet", "--out", run)
+    assert status == 0, err
+    final = [r for r in read_metrics(run / "metrics.jsonl") if r["event"] == "final"][0]
+    assert f"classifier accuracy {100 * final['test_accuracy']:.1f} % on the test images" in out
+    status, _, err = cli("train", "--model", "cond-vae", "--data", "digits", "--labelled", "5", "--epochs", "1",
+                         "--out", tmp_path / "few")
+    assert status == 2 and err.count("\n") == 1 and "between 10 (one per class)" in err, err

@@ -76,6 +76,8 @@ def command(config_file, out, resume, restart, quiet, **kwargs):
             parts.append(f"test rate {final['test_rate']:.1f} bits/image ({final['test_rate'] / 8:.1f} bytes) at "
                          f"{final['test_psnr_db']:.2f} dB PSNR, over quality levels drawn per image "
                          "(`vaelab compress` codes at one)")
+        if "test_accuracy" in final:   # a model with a classifier q(y|x): how often it names the class
+            parts.append(f"classifier accuracy {100 * final['test_accuracy']:.1f} % on the test images")
         click.echo("; ".join(parts))
         if config.train.report:
             from ..report import write_report
