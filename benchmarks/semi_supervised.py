@@ -18,8 +18,9 @@ the classifier q(y|x) and the test −ELBO of log p(x|y) for each; JSON is writt
 
 α, the cross-entropy's weight per labelled image, defaults to N_train / N: the labelled images'
 mean cross-entropy then weighs as much as one image's bound. Kingma et al.'s choice, 0.1·N_train
-over the labelled mean (0.1·N_train / N per image), learned the classifier ten times slower here
-(mnist-5k, 100 labels, 30 epochs: validation accuracy 0.57 against 0.87 by epoch 16).
+over the labelled mean (0.1·N_train / N per image), learned the classifier far slower here
+(mnist-5k, 100 labels: validation accuracy 0.52 against 0.87 at epoch 16, test accuracy 0.586
+against 0.910 after 30 epochs).
 """
 
 from __future__ import annotations
