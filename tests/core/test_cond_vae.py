@@ -329,3 +329,19 @@ def test_train_evaluate_sample_by_class_name_on_fashion_mnist(tmp_path, cli, fmn
     assert status == 0, err
     status, out, err = cli("sample", run, "--label", "sneaker", "-n", "4", "--seed", "0", "-o", run / "s.png")
     assert status == 0 and "of class 7" in out, err          # Fashion-MNIST's class 7 is Sneaker
+
+
+def test_evaluate_scores_the_models_own_classifier(trained):
+    """`representation.classifier` is the share of test images whose argmax q(y|x) is the label,
+    counted here one image at a time; models without a classifier have no such entry."""
+    from vaelab.evaluation import EvaluationSettings, evaluate_run
+
+    settings = EvaluationSettings(limit=60, probe_train_images=60,
+                                  skip=("likelihood", "samples", "disentanglement"))
+    result = evaluate_run(trained, settings=settings, progress=False, write=False)
+    run = vaelab.open_run(trained)
+    model, test = run.model, load_data(run.config.data).test        # the run's own test split
+    images, labels = test.images[:60], test.labels[:60]
+    with torch.no_grad():
+        right = sum(int(model.classify(images[i:i + 1].float() / 255).argmax()) == int(labels[i]) for i in range(60))
+    assert result["representation"]["classifier"] == right / 60

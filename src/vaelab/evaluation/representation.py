@@ -4,7 +4,8 @@ Two probes, each fitted on (a capped subset of) the training split and scored on
 evaluated split: a linear probe (multinomial logistic regression on standardised
 features) and a k-nearest-neighbour classifier (k = 5, Euclidean). The same probes on the
 raw pixels are the baseline: a representation worth having should do at least as well
-from D numbers as the probes do from C·H·W.
+from D numbers as the probes do from C·H·W. A model with its own classifier q(y|x) (a
+cond-vae) is also scored by it: `classifier_accuracy`.
 """
 
 from __future__ import annotations
@@ -39,3 +40,19 @@ def probe_accuracies(train_features: np.ndarray, train_labels: np.ndarray, test_
 
 
 __all__ = ["KNN_K", "probe_accuracies"]
+
+
+def classifier_accuracy(model, images, labels: np.ndarray, batch_size: int = 500) -> float:
+    """Share of uint8 images (N, C, H, W) whose class argmax q(y|x) of the model's classifier is the label."""
+    import torch
+
+    from ..models.base import device_of
+
+    device = device_of(model)
+    right = 0
+    with torch.inference_mode():
+        for start in range(0, images.shape[0], batch_size):
+            x = images[start:start + batch_size].to(device).float().div_(255.0)
+            guess = model.classify(x).argmax(dim=-1).cpu().numpy()
+            right += int((guess == labels[start:start + batch_size]).sum())
+    return right / max(images.shape[0], 1)

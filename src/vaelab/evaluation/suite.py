@@ -175,16 +175,19 @@ def _latent(passed) -> dict:
             "criterion": "Cov_x(E_q[z_d]) > 0.01 (Burda et al. 2015)"}
 
 
-def _representation(eval_codes, eval_set, train_codes, train_set, settings) -> dict:
-    from .representation import KNN_K, probe_accuracies
+def _representation(model, eval_codes, eval_set, train_codes, train_set, settings) -> dict:
+    from .representation import KNN_K, classifier_accuracy, probe_accuracies
 
     y_train, y_eval = train_set.labels.numpy(), eval_set.labels.numpy()
     pixels = lambda s: s.images.reshape(len(s), -1).float().numpy() / 255.0  # noqa: E731
-    return {"train_images": len(train_set), "knn_k": KNN_K,
-            "latent": probe_accuracies(train_codes.numpy(), y_train, eval_codes.numpy(), y_eval, seed=settings.seed),
-            "pixels": probe_accuracies(pixels(train_set), y_train, pixels(eval_set), y_eval, seed=settings.seed),
-            "probes": "logistic regression on standardised features; k-NN (Euclidean); fitted on train, scored "
-                      "on the evaluated split"}
+    result = {"train_images": len(train_set), "knn_k": KNN_K,
+              "latent": probe_accuracies(train_codes.numpy(), y_train, eval_codes.numpy(), y_eval, seed=settings.seed),
+              "pixels": probe_accuracies(pixels(train_set), y_train, pixels(eval_set), y_eval, seed=settings.seed),
+              "probes": "logistic regression on standardised features; k-NN (Euclidean); fitted on train, scored "
+                        "on the evaluated split"}
+    if hasattr(model, "classify"):   # the model's own q(y|x): what a semi-supervised cond-vae is trained for
+        result["classifier"] = classifier_accuracy(model, eval_set.images, y_eval, settings.batch_size)
+    return result
 
 
 def _samples(model, run_dir, config, splits, eval_set, train_set, settings, progress) -> dict:
@@ -309,7 +312,7 @@ def evaluate_run(run_dir, settings: EvaluationSettings | None = None, device: st
             out["representation"] = {"skipped": "the data set has no labels"}
         else:
             out["representation"] = timed("representation", lambda: _representation(
-                eval_codes, eval_set, train_codes, train_set, settings))
+                model, eval_codes, eval_set, train_codes, train_set, settings))
         if eval_set.labels is None or splits.train.labels is None:
             out["samples"] = {"skipped": "the data set has no labels to train the feature network on"}
         elif min(len(eval_set), settings.sample_images) <= 3:

@@ -61,6 +61,8 @@ def headline_rows(doc: dict) -> list[tuple[str, str, str]]:
         for probe, name in (("linear_probe", "linear probe"), ("knn", f"{rep.get('knn_k')}-NN")):
             rows.append(("representation", f"{name} accuracy: latent / pixels",
                          f"{_num(_get(rep, 'latent', probe))} / {_num(_get(rep, 'pixels', probe))}"))
+        if "classifier" in rep:
+            rows.append(("representation", "the model's classifier q(y|x): accuracy", _num(rep["classifier"])))
     smp = doc.get("samples", {})
     if "skipped" in smp:
         rows.append(("samples", "skipped", smp["skipped"]))
