@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from vaelab import VaelabError
-from vaelab.config import from_dict
+from vaelab.config import from_dict, to_dict
 from vaelab.data import load_data
 from vaelab.models import build_model
 from vaelab.models.losses import ConditionalELBO
@@ -22,6 +22,7 @@ from vaelab.runs import RunConfig, read_metrics
 from vaelab.training import train
 from vaelab.training.checkpoint import load_checkpoint
 from vaelab.training.labels import hide_labels
+from vaelab.training.resume import check_resumable, config_changes
 
 
 def run_config(labelled=0, epochs=1, **train_kw):
@@ -55,8 +56,11 @@ def test_an_unlabelled_image_gets_the_bound_with_the_label_summed_out():
         q = [math.exp(v) for v in (logits - torch.logsumexp(logits, 0)).tolist()]
         expected_reconstruction = expected_kl = bound = 0.0
         for y in range(10):
-            # z_y was drawn from q(z|x, y): its label part is onehot(y), the decoder saw it
+            # z_y was drawn from q(z|x, y) of this very image: its label part is onehot(y), and
+            # its Gaussian is the one the image alone gets under y
             assert per_label.z[y, row, 4:].argmax().item() == y
+            alone = model.posterior_given(x[i:i + 1], torch.tensor([y]))
+            torch.testing.assert_close(per_label.z_posterior.mean[y, row], alone.mean[0, :4])
             reconstruction = bernoulli_nll(per_label.x_hat[y, row].double(), x[i])
             mean, logvar = per_label.z_posterior.mean[y, row].double(), per_label.z_posterior.logvar[y, row].double()
             kl = sum(0.5 * (m * m + math.exp(v) - 1 - v) for m, v in zip(mean.tolist(), logvar.tolist()))
@@ -73,8 +77,31 @@ def test_an_unlabelled_image_gets_the_bound_with_the_label_summed_out():
     assert alone.unlabelled is None and alone.per_label is None
     torch.testing.assert_close(terms.parts["classification"][[0, 2]], alone_terms.parts["classification"])
     assert terms.parts["labelled"][[0, 2]].tolist() == [1.0, 1.0]
-    with torch.no_grad():   # the same noise for the main draw: the same z, the same terms
-        torch.testing.assert_close(out.z_posterior.mean[[0, 2]], alone.z_posterior.mean)
+    torch.testing.assert_close(out.z_posterior.mean[[0, 2]], alone.z_posterior.mean)   # encoded under their labels
+
+
+def test_the_bound_moves_q_towards_the_labels_that_explain_the_image():
+    """∂/∂logit_k of Σ_y q_y a_y + Σ_y q_y log q_y, with a_y = −ELBO_y (which the classifier does not
+    change), is q_k [(a_k + log q_k) − Σ_y q_y (a_y + log q_y)]: lower a_k pulls q_k up."""
+    torch.manual_seed(1)
+    model = build_model(run_config().model, (1, 8, 8))
+    x = torch.bernoulli(torch.rand(3, 1, 8, 8))
+    out = model(x, labels=torch.tensor([-1, 2, -1]))
+    out.class_logits.retain_grad()
+    beta, w = 0.8, 0.6
+    terms = ConditionalELBO(beta, 1.0, semi_supervised=True)(out, x, w)
+    terms.loss[[0, 2]].sum().backward()
+    per_label = out.per_label
+    with torch.no_grad():
+        a = (-per_label.likelihood.log_prob(x[[0, 2]]) + beta * w * per_label.z_posterior.kl()).T.double()  # (2, C)
+        log_q = torch.log_softmax(out.class_logits[[0, 2]].double(), dim=-1)
+        q = log_q.exp()
+        inner = a + log_q
+        expected = q * (inner - (q * inner).sum(1, keepdim=True))
+    torch.testing.assert_close(out.class_logits.grad[[0, 2]].double(), expected, rtol=1e-4, atol=1e-5)
+    assert out.class_logits.grad[1].abs().sum() == 0      # the labelled row's loss was not differentiated
+    with pytest.raises(VaelabError, match="samples=K needs every image labelled"):
+        model(x, labels=torch.tensor([-1, 2, -1]), samples=3)
 
 
 def test_images_without_labels_train_the_classifier_through_the_bound():
@@ -129,3 +156,15 @@ def test_the_command_line_trains_with_few_labels_and_reports_the_classifier(tmp_
     status, _, err = cli("train", "--model", "cond-vae", "--data", "digits", "--labelled", "5", "--epochs", "1",
                          "--out", tmp_path / "few")
     assert status == 2 and err.count("\n") == 1 and "between 10 (one per class)" in err, err
+
+
+def test_a_run_saved_before_the_field_existed_resumes():
+    """A checkpoint written before `labelled` existed lacks it: that is the default (all labels), not a change."""
+    current = to_dict(run_config())
+    saved = to_dict(run_config())
+    del saved["model"]["labelled"]
+    assert config_changes(saved, current) == []
+    asked = to_dict(run_config(labelled=50))
+    assert config_changes(saved, asked) == [("model.labelled", 0, 50)]
+    with pytest.raises(VaelabError, match="model.labelled changed from 0 to 50"):
+        check_resumable(config_changes(saved, asked))

@@ -188,6 +188,9 @@ class CondVAE(VAE):
             # one line, not one_hot's RuntimeError, for a class out of range
             self.check_labels(labels, unlabelled_allowed=True)
             if bool((labels == UNLABELLED).any()):
+                if samples is not None:
+                    raise VaelabError("images without a label (−1) are scored with one draw per label; "
+                                      "samples=K needs every image labelled")
                 unlabelled = labels == UNLABELLED
                 labels = torch.where(unlabelled, guess, labels)
         out = self.labelled_output(x, labels, logits, generator, samples)

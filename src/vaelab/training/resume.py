@@ -34,9 +34,22 @@ def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's config with the fields added to vaelab since it was written set to their
+    defaults — the behaviour the run was trained with (a new field's default keeps the old
+    behaviour), so a resume does not see them as changes. As saved when it no longer reads."""
+    from ..config import from_dict, to_dict
+    from ..runs import RunConfig
+
+    try:
+        return to_dict(from_dict(RunConfig, saved))
+    except VaelabError:   # a field vaelab no longer has: compared as saved, which names it
+        return saved
+
+
 def config_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(field, saved value, current value) for every field that differs, in a stable order."""
-    a, b = _flatten(saved), _flatten(current)
+    a, b = _flatten(with_defaults(saved)), _flatten(current)
     return [(name, a.get(name), b.get(name)) for name in sorted(set(a) | set(b))
             if name.split(".")[0] not in IGNORED and a.get(name) != b.get(name)]
 
