@@ -47,8 +47,9 @@ def hide_labels(labels: torch.Tensor, keep: int, classes: int, seed: int) -> tor
         members = (labels == c).nonzero().flatten()
         wanted = keep // classes + (1 if c < keep % classes else 0)
         if wanted > len(members):
-            raise VaelabError(f"labelled = {keep} asks for {wanted} images of class {c}, but the training split "
-                              f"has {len(members)}")
+            hint = "; is --classes the data set's number of classes?" if not len(members) else ""
+            raise VaelabError(f"labelled = {keep} asks for {wanted} image{'s' * (wanted != 1)} of class {c}, but the "
+                              f"training split has {len(members)}{hint}")
         kept.append(members[torch.randperm(len(members), generator=generator)[:wanted]])
     chosen = torch.cat(kept)
     hidden = torch.full_like(labels, UNLABELLED)
