@@ -458,11 +458,10 @@ class ConditionalELBO(ELBOFamily):
         def put(full: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
             return full.masked_scatter(rows, values.to(full.dtype))
 
-        zeros = torch.zeros(int(rows.sum()), device=x.device)
         parts = {"reconstruction": put(parts["reconstruction"], (q * reconstruction).sum(1)),
                  "kl": put(parts["kl"], (q * kl).sum(1)),
-                 "classification": put(parts["classification"], zeros),
-                 "accuracy": put(parts["accuracy"], zeros)}
+                 "classification": parts["classification"].masked_fill(rows, 0.0),
+                 "accuracy": parts["accuracy"].masked_fill(rows, 0.0)}
         return put(loss, unlabelled_loss), parts
 
     def __repr__(self) -> str:
