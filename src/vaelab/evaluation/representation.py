@@ -39,20 +39,19 @@ def probe_accuracies(train_features: np.ndarray, train_labels: np.ndarray, test_
             "knn": float(knn.score(test_features, test_labels))}
 
 
-__all__ = ["KNN_K", "probe_accuracies"]
-
-
 def classifier_accuracy(model, images, labels: np.ndarray, batch_size: int = 500) -> float:
     """Share of uint8 images (N, C, H, W) whose class argmax q(y|x) of the model's classifier is the label."""
     import torch
 
+    from ..data import eval_batches
     from ..models.base import device_of
 
-    device = device_of(model)
     right = 0
     with torch.inference_mode():
-        for start in range(0, images.shape[0], batch_size):
-            x = images[start:start + batch_size].to(device).float().div_(255.0)
+        for i, x in enumerate(eval_batches(images, batch_size, device_of(model))):
             guess = model.classify(x).argmax(dim=-1).cpu().numpy()
-            right += int((guess == labels[start:start + batch_size]).sum())
+            right += int((guess == labels[i * batch_size:i * batch_size + len(guess)]).sum())
     return right / max(images.shape[0], 1)
+
+
+__all__ = ["KNN_K", "classifier_accuracy", "probe_accuracies"]
