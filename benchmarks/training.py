@@ -101,13 +101,14 @@ def train_reference(model, images_uint8, args) -> float:
 def flops_per_image(model, images_uint8, args) -> float:
     """Floating-point operations of one training step (forward and backward) per image, counted by
     torch's FlopCounterMode on one batch of the reference loss (matrix products and convolutions;
-    the count does not depend on the precision they run in)."""
+    the count does not depend on the precision they run in). The model's weights, gradients and
+    the global random state are as they were: the training that follows is unchanged."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    x = torch.bernoulli(images_uint8[:args.batch_size].float() / 255.0)
     counter = FlopCounterMode(display=False)
-    with counter:
+    with torch.random.fork_rng(devices=[]), counter:
+        x = torch.bernoulli(images_uint8[:args.batch_size].float() / 255.0)
         reference_loss(model, x).backward()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops() / x.shape[0]
@@ -147,8 +148,6 @@ def compare_model(name: str, args, splits) -> dict:
     model = build_model(config.model, splits.image_shape)
     torch.set_num_threads(args.threads or os.cpu_count())
     flops = flops_per_image(model, splits.train.images, args)
-    torch.manual_seed(args.seed)
-    model = build_model(config.model, splits.image_shape)       # counting ran a backward pass: start afresh
     ref_seconds = train_reference(model, splits.train.images, args)
     ref_test = evaluate_loss(model, model.config.loss(), splits.test.images, 1000, "cpu")["neg_elbo"]
     images = steps * args.batch_size
